@@ -1,0 +1,136 @@
+"""Batches without waste: length-bucketed classifier batches padded only to the longest row (rounded
+up to a multiple, so the GPU sees few distinct shapes), and packed masked-LM blocks with a fresh mask
+every epoch. Everything here runs in the DataLoader, never inside the training step."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .tokenization import TokenizedTexts
+
+
+class LengthBucketBatchSampler(torch.utils.data.Sampler):
+    """Shuffle, cut into pools of `bucket_size` batches, sort each pool by length, shuffle the
+    batches. Rows of similar length share a batch; the order still changes every epoch."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, bucket_size: int = 100, seed: int = 0):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.pool = batch_size * max(1, bucket_size)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        batches = []
+        for start in range(0, len(order), self.pool):
+            pool = order[start : start + self.pool]
+            pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
+            batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+        for b in rng.permutation(len(batches)):
+            yield batches[b].tolist()
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Inference order: longest first, so padding is minimal and memory peaks on the first batch."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple if multiple > 1 else n
+
+
+class PadCollator:
+    """Row indices → padded `input_ids`, `attention_mask` (and `labels` when given)."""
+
+    def __init__(self, tokens: TokenizedTexts, pad_id: int, labels: np.ndarray | None = None, pad_multiple: int = 8):
+        self.tokens, self.pad_id, self.labels, self.pad_multiple = tokens, pad_id, labels, pad_multiple
+
+    def __call__(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        pieces = [self.tokens[i] for i in rows]
+        width = round_up(max(len(p) for p in pieces), self.pad_multiple)
+        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, piece in enumerate(pieces):
+            input_ids[r, : len(piece)] = piece
+            attention_mask[r, : len(piece)] = 1
+        batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
+        if self.labels is not None:
+            batch["labels"] = torch.from_numpy(self.labels[rows])
+        return batch
+
+
+def pack_blocks(tokens: TokenizedTexts, block_size: int, cls_id: int, sep_id: int) -> np.ndarray:
+    """All texts joined with [SEP] and cut into [CLS] … [SEP] blocks of exactly `block_size`: no
+    padding at all. The last partial block is dropped."""
+    body = block_size - 2
+    stream = []
+    for i in range(len(tokens)):
+        piece = tokens[i]
+        if len(piece):
+            stream.append(piece)
+            stream.append(np.array([sep_id], dtype=np.int32))
+    flat = np.concatenate(stream) if stream else np.zeros(0, np.int32)
+    n_blocks = len(flat) // body
+    blocks = flat[: n_blocks * body].reshape(n_blocks, body)
+    cls = np.full((n_blocks, 1), cls_id, dtype=np.int32)
+    sep = np.full((n_blocks, 1), sep_id, dtype=np.int32)
+    return np.concatenate([cls, blocks, sep], axis=1)
+
+
+class MaskingCollator:
+    """Block indices → BERT masking: `probability` of the (non-special) tokens are chosen, of
+    those 80% become [MASK], 10% a random token, 10% stay; labels are -100 elsewhere.
+
+    With `whole_word_mask`, a WordPiece word (a token plus its `##` continuations) is chosen or
+    left as a whole. The generator is reseeded by `set_epoch`, so each epoch draws a fresh mask and
+    a fixed seed gives a fixed held-out mask for perplexity.
+    """
+
+    def __init__(self, blocks: np.ndarray, tokenizer, probability: float = 0.15, whole_word_mask: bool = False, seed: int = 0):
+        self.blocks = torch.from_numpy(blocks.astype(np.int64))
+        self.probability = probability
+        self.mask_id = tokenizer.mask_token_id
+        if self.mask_id is None:
+            raise ValueError("the tokenizer has no [MASK] token: masked-LM training is impossible")
+        self.vocab_size = len(tokenizer)
+        special = torch.zeros(max(self.vocab_size, int(self.blocks.max()) + 1 if self.blocks.numel() else 1), dtype=torch.bool)
+        special[list(tokenizer.all_special_ids)] = True
+        self.special = special
+        self.continuation = None
+        if whole_word_mask:
+            vocab = tokenizer.convert_ids_to_tokens(list(range(self.vocab_size)))
+            self.continuation = torch.tensor([t is not None and t.startswith("##") for t in vocab] + [False] * (len(special) - self.vocab_size))
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+
+    def __call__(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        input_ids = self.blocks[rows].clone()
+        labels = input_ids.clone()
+        g = self.generator
+        maskable = ~self.special[input_ids]
+        if self.continuation is None:
+            chosen = torch.rand(input_ids.shape, generator=g) < self.probability
+        else:
+            # word index of every token: a new word starts at each non-"##" token
+            word = torch.cumsum(~self.continuation[input_ids], dim=1) - 1
+            word_chosen = torch.rand(input_ids.shape, generator=g) < self.probability
+            chosen = torch.gather(word_chosen, 1, word.clamp(min=0))
+        chosen &= maskable
+        labels[~chosen] = -100
+        to_mask = chosen & (torch.rand(input_ids.shape, generator=g) < 0.8)
+        to_random = chosen & ~to_mask & (torch.rand(input_ids.shape, generator=g) < 0.5)
+        input_ids[to_mask] = self.mask_id
+        input_ids[to_random] = torch.randint(self.vocab_size, (int(to_random.sum()),), generator=g)
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}

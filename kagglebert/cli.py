@@ -1,0 +1,82 @@
+"""`python -m kagglebert {eda,lm,train,submit,run} --config FILE [--set section.key=value ...]`"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import config as config_mod
+from .errors import KagglebertError
+
+log = logging.getLogger("kagglebert")
+
+STAGES = ("eda", "lm", "train", "submit", "run")
+
+
+def run_all(cfg) -> dict:
+    """EDA → LM fine-tuning (when lm.epochs > 0) → k-fold training → submission."""
+    from . import eda, lm, submit, train
+
+    eda.main(cfg)
+    if cfg.lm.epochs > 0 and cfg.model.kind == "transformer":
+        lm.main(cfg)
+    metrics = train.main(cfg)
+    if metrics is None:
+        return {}
+    submission = submit.main(cfg)
+    print(f"OOF {metrics['metric']}: {metrics['oof_auc']:.4f}")
+    print(f"submission: {submission.path}")
+    print(f"submit with: {submission.command}")
+    return {"metrics": metrics, "submission": str(submission.path)}
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file (default: built-in defaults)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config key, e.g. --set train.lr=3e-5 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kagglebert", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in STAGES:
+        add_config_args(sub.add_parser(name, help=f"run the {name} stage" if name != "run" else "run every stage"))
+    blend = sub.add_parser("blend", help="rank/weighted average of runs sharing folds.csv")
+    blend.add_argument("--runs", nargs="+", required=True, help="run names (folders under --runs-dir)")
+    blend.add_argument("--name", required=True, help="name of the blend run")
+    blend.add_argument("--method", choices=("rank", "weighted"), default="rank")
+    blend.add_argument("--runs-dir", default="runs")
+    blend.add_argument("--submissions-dir", default="submissions")
+    ablate = sub.add_parser("ablate", help="FiT vs ITPT-FiT with identical folds and seeds")
+    add_config_args(ablate)
+    ablate.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ablate.add_argument("--lm-epochs", nargs="+", type=int, default=None, help="LM lengths to compare (0 = FiT)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "blend":
+            from .blend import main as blend_main
+
+            blend_main(args.runs, args.name, args.method, args.runs_dir, args.submissions_dir)
+            return 0
+        cfg = config_mod.load(args.config, args.overrides)
+        if args.command == "ablate":
+            from .ablate import main as ablate_main
+
+            ablate_main(cfg, args.seeds, args.lm_epochs)
+        elif args.command == "run":
+            run_all(cfg)
+        else:
+            import importlib
+
+            result = importlib.import_module(f"kagglebert.{args.command}").main(cfg)
+            if args.command == "submit":
+                print(f"submission: {result.path}\nsubmit with: {result.command}")
+    except KagglebertError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,220 @@
+"""Configuration: one dataclass per stage, loaded from TOML plus `--set section.key=value` overrides.
+
+Unset paths are empty strings and "all rows" is 0, so every key has one concrete type that an
+override can be checked against and TOML can store.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (some Kaggle images)
+    import tomli as tomllib
+import tomli_w
+
+from .errors import ConfigError
+
+
+@dataclass
+class RunConfig:
+    name: str = "demo"
+    task: str = "jigsaw-toxic-2018"
+    runs_dir: str = "runs"
+    seed: int = 42
+    device: str = "auto"  # auto (cuda → mps → cpu) | cpu | cuda | cuda:1 | mps
+    progress: bool = True  # tqdm bars; off in tests and logs
+
+
+@dataclass
+class DataConfig:
+    dir: str = ""  # "" → /kaggle/input/<slug>/ → bundled data/jigsaw-toxic-2018-sample/
+    max_rows: int = 0  # label-stratified train subsample for quick runs; 0 = all rows
+    n_folds: int = 5
+    fold_seed: int = 42
+    cache_dir: str = ""  # tokenization cache; "" → <runs_dir>/.cache
+
+
+@dataclass
+class ModelConfig:
+    name: str = "packaged-minilm"  # "packaged-minilm", a hub id, or a local folder
+    kind: str = "transformer"  # transformer | tfidf | features
+    max_length: int = 128
+    truncation: str = "head"  # head | tail | head+tail
+    head_tokens: int = 128  # tokens kept from the start in head+tail mode; the rest from the end
+    pooling: str = "mean"  # mean | cls
+    dropout: float = 0.1
+
+
+@dataclass
+class EDAConfig:
+    examples_per_label: int = 3
+
+
+@dataclass
+class LMConfig:
+    epochs: int = 0  # 0 = skip the LM stage; the classifier starts from model.name
+    block_size: int = 128
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    mlm_probability: float = 0.15
+    whole_word_mask: bool = False
+    heldout_frac: float = 0.05
+    include_test: bool = True  # the test comments are unlabelled text: fair game for the LM
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 2
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float = 6e-5  # encoder top layer
+    head_lr: float = 1e-3  # the fresh classification head
+    layer_decay: float = 0.95  # lr multiplier per layer going down; 1.0 = none
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    schedule: str = "linear"  # linear (warm-up then linear decay) | stlr | constant
+    stlr_ratio: float = 32.0  # STLR: lowest lr = peak / ratio
+    max_grad_norm: float = 1.0
+    grad_accum: int = 1
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    folds: list = field(default_factory=list)  # which folds to train; [] = all
+    bucket_size: int = 100  # batches per length-sorted pool; 1 = plain shuffle
+    pad_multiple: int = 8  # round batch lengths up: fewer distinct shapes
+    log_every: int = 20  # steps between progress updates (each one syncs the device)
+    C: float = 4.0  # inverse regularisation of the logistic regressions (tfidf, features)
+
+
+@dataclass
+class SubmitConfig:
+    dir: str = "submissions"
+    name: str = ""  # file name without .csv; "" → run.name
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    eda: EDAConfig = field(default_factory=EDAConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    submit: SubmitConfig = field(default_factory=SubmitConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections: dict) -> "Config":
+        """A copy with some keys changed: cfg.replace(lm={"epochs": 0})."""
+        cfg = from_dict(self.to_dict())
+        for section, values in sections.items():
+            for key, value in values.items():
+                set_key(cfg, f"{section}.{key}", value)
+        return cfg
+
+
+SECTIONS = [f.name for f in dataclasses.fields(Config)]
+
+
+def _check_type(key: str, value: Any, expected: type, source: str) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is list and isinstance(value, list):
+        return value
+    if type(value) is not expected:
+        raise ConfigError(f"{source}: {key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def set_key(cfg: Config, dotted: str, value: Any, source: str = "config") -> None:
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS or not key:
+        raise ConfigError(f"{source}: unknown key {dotted!r}; sections are {', '.join(SECTIONS)}")
+    obj = getattr(cfg, section)
+    hints = get_type_hints(type(obj))
+    if key not in hints:
+        raise ConfigError(f"{source}: unknown key {dotted!r}; {section} has {', '.join(hints)}")
+    setattr(obj, key, _check_type(dotted, value, hints[key], source))
+
+
+def from_dict(raw: dict, source: str = "config") -> Config:
+    cfg = Config()
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: top-level key {section!r} must be a [section] table")
+        for key, value in values.items():
+            set_key(cfg, f"{section}.{key}", value, source)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`train.lr=3e-5` → ("train.lr", 3e-05). The value is read as TOML; a bare word is a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # unquoted string such as run.name=fold-test or model.name=/kaggle/input/bert
+    return key, value
+
+
+def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults ← TOML file ← `--set` overrides; every key must exist and keep its type."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    cfg = from_dict(raw, source=str(path) if path else "config")
+    for text in overrides:
+        key, value = parse_override(text)
+        set_key(cfg, key, value, source=f"--set {text}")
+    validate(cfg)
+    return cfg
+
+
+CHOICES = {
+    "model.kind": ("transformer", "tfidf", "features"),
+    "model.truncation": ("head", "tail", "head+tail"),
+    "model.pooling": ("mean", "cls"),
+    "train.schedule": ("linear", "stlr", "constant"),
+    "train.precision": ("auto", "bf16", "fp16", "fp32"),
+    "lm.precision": ("auto", "bf16", "fp16", "fp32"),
+}
+
+
+def validate(cfg: Config) -> None:
+    for dotted, allowed in CHOICES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value not in allowed:
+            raise ConfigError(f"config: {dotted} = {value!r}; choose one of {', '.join(allowed)}")
+    if cfg.data.n_folds < 2:
+        raise ConfigError(f"config: data.n_folds = {cfg.data.n_folds}; need at least 2")
+    if cfg.model.max_length < 8 or cfg.lm.block_size < 8:
+        raise ConfigError("config: model.max_length and lm.block_size must be at least 8")
+    for key in ("train.grad_accum", "lm.grad_accum", "train.batch_size", "lm.batch_size"):
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) < 1:
+            raise ConfigError(f"config: {key} must be at least 1")
+
+
+def dumps(cfg: Config) -> str:
+    return tomli_w.dumps(cfg.to_dict())
+
+
+def save(cfg: Config, path: Path) -> None:
+    path.write_text(dumps(cfg))

@@ -1,0 +1,187 @@
+"""The training step and everything around it: device and precision choice, optimizer with
+layer-wise learning-rate decay, schedules, and one epoch loop shared by the LM and classifier stages."""
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto: bf16 where the GPU has it (A100/H100), fp16 with a loss scaler on T4/P100, fp32 on CPU."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def layer_of(param_name: str, n_layers: int) -> int:
+    """Depth of a parameter: 0 = embeddings, 1..n = transformer layers, n + 1 = anything above."""
+    if "embeddings" in param_name:
+        return 0
+    match = re.search(r"\.layers?\.(\d+)\.", param_name)
+    return int(match.group(1)) + 1 if match else n_layers + 1
+
+
+def param_groups(model: torch.nn.Module, encoder: torch.nn.Module, lr: float, head_lr: float, layer_decay: float, weight_decay: float) -> list[dict]:
+    """Layer-wise lr decay (Sun et al. 2019: factor 0.95): the top encoder layer gets `lr`, each layer
+    below `layer_decay` times the one above; parameters outside the encoder (a fresh head) get
+    `head_lr`. Biases and LayerNorm weights get no weight decay."""
+    n_layers = getattr(encoder.config, "num_hidden_layers", 12)
+    encoder_ids = {id(p) for p in encoder.parameters()}
+    groups: dict[tuple, dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if id(param) in encoder_ids:
+            depth = layer_of(name, n_layers)
+            group_lr = lr * layer_decay ** max(0, n_layers - depth)
+        else:
+            group_lr = head_lr
+        decay = 0.0 if param.ndim < 2 else weight_decay
+        key = (group_lr, decay)
+        groups.setdefault(key, {"params": [], "lr": group_lr, "weight_decay": decay})["params"].append(param)
+    return list(groups.values())
+
+
+def make_optimizer(groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
+    # fused AdamW: one kernel per step for all parameters on CUDA
+    return torch.optim.AdamW(groups, fused=device.type == "cuda")
+
+
+def make_scheduler(optimizer, total_steps: int, warmup_ratio: float, kind: str = "linear", stlr_ratio: float = 32.0):
+    """linear: warm-up then linear decay to 0; stlr: ULMFiT's slanted triangular (cut_frac =
+    warmup_ratio, from peak/ratio up to the peak and back down); constant: warm-up then flat."""
+    warmup = max(1, int(round(total_steps * warmup_ratio))) if warmup_ratio > 0 else 0
+
+    def factor(step: int) -> float:
+        if kind == "stlr":
+            cut = max(1, warmup)
+            p = step / cut if step < cut else 1 - (step - cut) / max(1, total_steps - cut)
+            return (1 + p * (stlr_ratio - 1)) / stlr_ratio
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def move(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    samples: int
+    tokens: int  # real (non-pad) tokens
+    seconds: float  # training steps only
+    lr_factors: list[float] = field(default_factory=list)  # schedule multiplier after each optimizer step
+    loss_curve: list[float] = field(default_factory=list)  # mean loss over each `log_every` window
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    loader,
+    compute_loss: Callable[[torch.nn.Module, dict], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    precision: str,
+    grad_accum: int = 1,
+    max_grad_norm: float = 1.0,
+    log_every: int = 20,
+    desc: str = "train",
+    progress: bool = True,
+) -> EpochStats:
+    model.train()
+    window_loss = torch.zeros((), device=device)  # summed on the device: no host sync per step
+    window_steps = 0
+    samples = tokens = 0
+    lr_factors: list[float] = []
+    loss_curve: list[float] = []
+    steps = len(loader)
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    start = time.perf_counter()
+    for step, batch in enumerate(loader):
+        samples += len(batch["input_ids"])
+        tokens += int(batch["attention_mask"].sum())  # counted on the CPU copy, before the transfer
+        batch = move(batch, device)
+        with autocast(device, precision):
+            loss = compute_loss(model, batch)
+        scaler.scale(loss / grad_accum).backward()
+        window_loss += loss.detach()
+        window_steps += 1
+        if (step + 1) % grad_accum == 0 or step + 1 == steps:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            scaler.step(optimizer)  # skipped by the scaler if fp16 gradients overflowed
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            lr_factors.append(scheduler.get_last_lr()[0] / scheduler.base_lrs[0])
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            loss_curve.append(window_loss.item() / window_steps)  # the one host sync per window
+            window_loss.zero_()
+            window_steps = 0
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{loss_curve[-1]:.4f}", lr=f"{max(scheduler.get_last_lr()):.2e}", sps=f"{samples / elapsed:.0f}")
+            bar.update((step + 1) - bar.n)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the clock must include the queued GPU work
+    seconds = time.perf_counter() - start
+    bar.close()
+    mean_loss = float(sum(loss_curve) / max(1, len(loss_curve)))
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(f"{desc}: loss is {mean_loss}; lower the learning rate or use fp32/bf16")
+    return EpochStats(mean_loss, samples, tokens, seconds, lr_factors, loss_curve)
+
+
+def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    # only fp16 needs loss scaling; for bf16/fp32 the scaler is a pass-through
+    return torch.amp.GradScaler(device.type if device.type in ("cuda", "cpu") else "cpu", enabled=precision == "fp16")
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

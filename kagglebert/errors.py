@@ -1,0 +1,17 @@
+"""Errors a user can fix. The CLI prints them as one line (`error: ...`) and exits with status 2."""
+
+
+class KagglebertError(Exception):
+    """Base class: the message alone must tell the user what is wrong and where."""
+
+
+class ConfigError(KagglebertError):
+    pass
+
+
+class DataError(KagglebertError):
+    """Bad input data: the message names the file, the row and the column."""
+
+
+class RunError(KagglebertError):
+    """A run folder or output that cannot be used as asked (config mismatch, missing stage output)."""

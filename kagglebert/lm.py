@@ -1,0 +1,144 @@
+"""Stage 2 — corpus LM fine-tuning (within-task pre-training, "ITPT"; ULMFiT's middle step):
+masked-LM training of the checkpoint on the competition's own comments (train + test text), packed
+into fixed-length blocks with a fresh mask every epoch. 5% of the blocks are held out and scored
+(perplexity) before and after. The result is saved with `save_pretrained` to `runs/<name>/lm/`,
+where the classifier stage picks it up when `lm.epochs > 0`.
+
+    python -m kagglebert lm --config configs/demo.toml --set lm.epochs=4
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+
+import numpy as np
+import torch
+
+from .batching import LengthBucketBatchSampler, MaskingCollator, pack_blocks
+from .config import Config
+from .engine import (autocast, make_optimizer, make_scaler, make_scheduler, move, param_groups,
+                     resolve_device, resolve_precision, seed_everything, train_epoch)
+from .errors import RunError
+from .modeling import load_masked_lm, masked_lm_loss
+from .paths import cache_dir, resolve_model
+from .runs import Run, open_run, read_json, write_json
+from .tokenization import load_tokenizer, tokenize
+
+log = logging.getLogger("kagglebert")
+
+HELDOUT_MASK_SEED = 1234  # the same held-out mask before and after training: comparable perplexities
+
+
+def lm_dir(run: Run):
+    return run.path("lm")
+
+
+def is_complete(run: Run) -> bool:
+    return (lm_dir(run) / "lm_metrics.json").is_file()
+
+
+def build_corpus(run: Run, tokenizer) -> tuple[np.ndarray, np.ndarray, int]:
+    """(train blocks, held-out blocks, corpus tokens)."""
+    cfg = run.cfg
+    data = run.load_data()
+    texts = data.train_texts + (data.test_texts if cfg.lm.include_test else [])
+    tokens = tokenize(tokenizer, texts, cache_dir=cache_dir(cfg))
+    blocks = pack_blocks(tokens, cfg.lm.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    if len(blocks) < 2:
+        raise RunError(f"LM corpus too small: {int(tokens.lengths.sum())} tokens make {len(blocks)} block(s) of {cfg.lm.block_size}")
+    order = np.random.default_rng(cfg.run.seed).permutation(len(blocks))
+    n_heldout = max(1, int(round(len(blocks) * cfg.lm.heldout_frac)))
+    return blocks[order[n_heldout:]], blocks[order[:n_heldout]], int(tokens.lengths.sum())
+
+
+@torch.no_grad()
+def perplexity(model, blocks: np.ndarray, tokenizer, cfg: Config, device, precision: str) -> float:
+    """exp(mean cross-entropy over the masked tokens of the held-out blocks), one fixed mask."""
+    model.eval()
+    collate = MaskingCollator(blocks, tokenizer, cfg.lm.mlm_probability, cfg.lm.whole_word_mask, seed=HELDOUT_MASK_SEED)
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    count = 0
+    for start in range(0, len(blocks), cfg.lm.batch_size):
+        batch = collate(list(range(start, min(start + cfg.lm.batch_size, len(blocks)))))
+        n = int((batch["labels"] != -100).sum())
+        if n == 0:
+            continue
+        with autocast(device, precision):
+            loss = masked_lm_loss(model, move(batch, device))
+        total += loss.double() * n
+        count += n
+    return float(math.exp(total.item() / max(1, count)))
+
+
+def loader(blocks: np.ndarray, collate: MaskingCollator, batch_size: int, seed: int, pin: bool):
+    sampler = LengthBucketBatchSampler(np.zeros(len(blocks)), batch_size, bucket_size=1, seed=seed)
+    return torch.utils.data.DataLoader(range(len(blocks)), batch_sampler=sampler, collate_fn=collate, pin_memory=pin)
+
+
+def main(cfg: Config) -> dict:
+    run = open_run(cfg)
+    out = lm_dir(run)
+    if is_complete(run):
+        metrics = read_json(out / "lm_metrics.json")
+        log.info("lm: reusing %s (perplexity %.1f → %.1f)", out, metrics["perplexity_before"], metrics["perplexity_after"])
+        return metrics
+    if cfg.lm.epochs <= 0:
+        raise RunError("lm.epochs = 0: nothing to train (set --set lm.epochs=N)")
+    seed_everything(cfg.run.seed)
+    device = resolve_device(cfg.run.device)
+    precision = resolve_precision(cfg.lm.precision, device)
+    model_path = resolve_model(cfg.model.name)
+    tokenizer = load_tokenizer(model_path)
+    train_blocks, heldout_blocks, corpus_tokens = build_corpus(run, tokenizer)
+    log.info("lm: corpus %d tokens → %d blocks of %d (%d held out)", corpus_tokens, len(train_blocks) + len(heldout_blocks), cfg.lm.block_size, len(heldout_blocks))
+
+    model, fresh_head = load_masked_lm(model_path)
+    if fresh_head:
+        log.warning("lm: %s has no trained MLM head; a fresh one is initialised (decoder tied to the input embeddings)", cfg.model.name)
+    model.to(device)
+    ppl_before = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)
+    log.info("lm: held-out perplexity before: %.1f", ppl_before)
+
+    collate = MaskingCollator(train_blocks, tokenizer, cfg.lm.mlm_probability, cfg.lm.whole_word_mask, seed=cfg.run.seed)
+    batches = loader(train_blocks, collate, cfg.lm.batch_size, cfg.run.seed, pin=device.type == "cuda")
+    groups = param_groups(model, model, cfg.lm.lr, cfg.lm.lr, 1.0, cfg.lm.weight_decay)
+    optimizer = make_optimizer(groups, device)
+    total_steps = cfg.lm.epochs * math.ceil(len(batches) / cfg.lm.grad_accum)
+    scheduler = make_scheduler(optimizer, total_steps, cfg.lm.warmup_ratio)
+    scaler = make_scaler(device, precision)
+    history, seconds, tokens = [], 0.0, 0
+    for epoch in range(cfg.lm.epochs):
+        collate.set_epoch(epoch)  # a fresh mask every epoch (Gururangan et al. 2020; RoBERTa's dynamic masking)
+        batches.batch_sampler.set_epoch(epoch)
+        stats = train_epoch(model, batches, masked_lm_loss, optimizer, scheduler, scaler, device, precision,
+                            cfg.lm.grad_accum, cfg.lm.max_grad_norm, cfg.train.log_every,
+                            desc=f"lm epoch {epoch + 1}/{cfg.lm.epochs}", progress=cfg.run.progress)
+        seconds += stats.seconds
+        tokens += stats.tokens
+        history.append({"epoch": epoch + 1, "loss": stats.loss, "loss_curve": stats.loss_curve, "tokens_per_s": stats.tokens_per_s})
+        log.info("lm epoch %d/%d: loss %.3f, %.0f tokens/s", epoch + 1, cfg.lm.epochs, stats.loss, stats.tokens_per_s)
+    ppl_after = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)
+    log.info("lm: held-out perplexity after: %.1f (before %.1f)", ppl_after, ppl_before)
+
+    tmp = out.with_name("lm.tmp")  # written whole, then renamed: a crash never leaves a half model in lm/
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.to("cpu").save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    metrics = {
+        "perplexity_before": ppl_before,
+        "perplexity_after": ppl_after,
+        "lm_tokens_per_s": tokens / seconds if seconds else 0.0,
+        "corpus_tokens": corpus_tokens,
+        "train_blocks": len(train_blocks),
+        "heldout_blocks": len(heldout_blocks),
+        "block_size": cfg.lm.block_size,
+        "fresh_mlm_head": fresh_head,
+        "epochs": history,
+        "device": str(device),
+        "precision": precision,
+    }
+    write_json(tmp / "lm_metrics.json", metrics)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return metrics

@@ -1,0 +1,107 @@
+"""Models: a sequence classifier (any AutoModel encoder + pooling + linear head) and the masked-LM
+loader. Loading goes through transformers' Auto classes, so a hub id, a Kaggle dataset folder or a
+folder written by the LM stage all work."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from .batching import PadCollator, sorted_batches
+from .engine import autocast, move
+from .tokenization import TokenizedTexts
+
+log = logging.getLogger("kagglebert")
+
+
+def quiet_transformers() -> None:
+    """transformers prints a load report for every missing key; kagglebert says what matters itself."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder: nn.Module, n_labels: int, pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, n_labels)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:  # mean over real tokens: what sentence-embedding checkpoints such as MiniLM were trained for
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(self.dropout(pooled))
+
+
+def load_encoder(model_path: str) -> nn.Module:
+    from transformers import AutoModel
+
+    quiet_transformers()
+    # no pooler: kagglebert pools itself, and an unused pooler would get no gradient
+    try:
+        return AutoModel.from_pretrained(model_path, add_pooling_layer=False)
+    except TypeError:  # architectures without that argument
+        return AutoModel.from_pretrained(model_path)
+
+
+def build_classifier(model_path: str, n_labels: int, pooling: str, dropout: float) -> Classifier:
+    return Classifier(load_encoder(model_path), n_labels, pooling, dropout)
+
+
+def load_masked_lm(model_path: str) -> tuple[nn.Module, bool]:
+    """The checkpoint as a masked LM, and whether its MLM head had to be created fresh (the
+    packaged MiniLM has none: the decoder is tied to the word embeddings, the transform layer and
+    the output bias start untrained)."""
+    from transformers import AutoModelForMaskedLM
+
+    quiet_transformers()
+    model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True)
+    missing = set(info.get("missing_keys", ()))
+    head_prefixes = ("cls.", "lm_head.", "vocab_", "predictions.", "generator_")
+    fresh_head = any(key.startswith(head_prefixes) for key in missing)
+    return model, fresh_head
+
+
+def masked_lm_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Cross-entropy at the masked positions only: the vocabulary projection (hidden × 30k) is the
+    most expensive matmul of a BERT step, and 85% of its rows would be thrown away. Architectures
+    whose head is not one module (e.g. DistilBERT) fall back to the full forward pass."""
+    labels = batch["labels"]
+    selected = labels != -100
+    head = next((getattr(model, n) for n in ("cls", "lm_head") if isinstance(getattr(model, n, None), nn.Module)), None)
+    if head is None:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[selected]
+    else:
+        base = getattr(model, model.base_model_prefix)
+        hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        logits = head(hidden[selected])
+    return nn.functional.cross_entropy(logits.float(), labels[selected])
+
+
+@torch.no_grad()
+def predict(model: Classifier, tokens: TokenizedTexts, pad_id: int, batch_size: int, device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
+    """Sigmoid probabilities in the rows' original order; batches sorted by length (little padding)."""
+    model.eval()
+    collate = PadCollator(tokens, pad_id, pad_multiple=pad_multiple)
+    out = np.zeros((len(tokens), model.head.out_features), dtype=np.float32)
+    batches = sorted_batches(tokens.lengths, batch_size)
+    pending = []  # (rows, device tensor): copied back once at the end, not once per batch
+    for rows in batches:
+        batch = move(collate(rows), device)
+        with autocast(device, precision):
+            logits = model(batch["input_ids"], batch["attention_mask"])
+        pending.append((rows, torch.sigmoid(logits.float())))
+    for rows, probs in pending:
+        out[rows] = probs.cpu().numpy()
+    return out

@@ -1,0 +1,106 @@
+"""Stage 4 — the submission: `submissions/<name>.csv` with exactly sample_submission's ids, columns
+and row order, probabilities in [0, 1] and no NaN. Checked before it is written, written to a
+temporary file and linked into place, never over an existing file.
+
+    python -m kagglebert submit --config configs/demo.toml
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .data import find_file, read_csv
+from .errors import DataError, RunError
+from .paths import find_data_dir
+from .runs import open_run
+from .tasks import TaskSpec
+
+log = logging.getLogger("kagglebert")
+
+
+@dataclass
+class Submission:
+    path: Path
+    frame: pd.DataFrame
+    reused: bool
+    command: str  # the kaggle CLI line that submits it
+
+
+def build_submission(pred: pd.DataFrame, pred_path: Path, sample: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
+    """`pred` reordered to sample_submission's rows and columns; any mismatch is a one-line error."""
+    id_col = task.id_column
+    for column in sample.columns:
+        if column not in pred.columns:
+            raise DataError(f"{pred_path}: row 0 (header), column {column!r}: missing (sample_submission has it)")
+    pred = pred.astype({id_col: str})
+    duplicated = np.flatnonzero(pred[id_col].duplicated().to_numpy())
+    if len(duplicated):
+        raise DataError(f"{pred_path}: row {duplicated[0] + 1}, column {id_col!r}: duplicate id {pred[id_col].iloc[duplicated[0]]!r}")
+    known = set(pred[id_col])
+    missing = np.flatnonzero(~sample[id_col].isin(known).to_numpy())
+    if len(missing):
+        raise DataError(f"{pred_path}: column {id_col!r}: id {sample[id_col].iloc[missing[0]]!r} (sample_submission row {missing[0] + 1}) has no prediction")
+    extra = np.flatnonzero(~pred[id_col].isin(set(sample[id_col])).to_numpy())
+    if len(extra):
+        raise DataError(f"{pred_path}: row {extra[0] + 1}, column {id_col!r}: id {pred[id_col].iloc[extra[0]]!r} is not in sample_submission")
+    out = pred.set_index(id_col).loc[sample[id_col].to_numpy(), [c for c in sample.columns if c != id_col]].reset_index()
+    for column in out.columns[1:]:
+        values = pd.to_numeric(out[column], errors="coerce").to_numpy(np.float64)
+        bad = ~((values >= 0.0) & (values <= 1.0))  # NaN fails both comparisons
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{pred_path}: id {out[id_col].iloc[row]!r}, column {column!r}: value {out[column].iloc[row]!r} is not a probability in [0, 1]")
+        out[column] = values
+    return out
+
+
+def write_new(frame: pd.DataFrame, path: Path) -> bool:
+    """Write `frame` to `path` atomically. An existing identical file is reused (returns True); a
+    different one is never overwritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = frame.to_csv(index=False, float_format="%.6g")
+    if path.exists():
+        if path.read_text() == text:
+            return True
+        raise RunError(f"{path}: exists with other predictions; choose another name (--set submit.name=...) or delete it")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    try:
+        os.link(tmp, path)  # fails if the file appeared meanwhile: never overwrites
+    except FileExistsError:
+        raise RunError(f"{path}: appeared while writing; not overwritten") from None
+    finally:
+        tmp.unlink()
+    return False
+
+
+def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path: Path, message: str) -> Submission:
+    if not pred_path.is_file():
+        raise RunError(f"{pred_path}: not found; run `python -m kagglebert train` (or `run`) first")
+    folder = find_data_dir(data_dir, task.competition_slug)
+    sample_path = find_file(folder, task.sample_submission_file)
+    sample = read_csv(sample_path)
+    pred = pd.read_csv(pred_path, dtype={task.id_column: str})
+    frame = build_submission(pred, pred_path, sample, task)
+    reused = write_new(frame, out_path)
+    command = f'kaggle competitions submit -c {task.competition_slug} -f {out_path} -m "{message}"'
+    log.info("submit: %s %s (%d rows)", "reusing" if reused else "wrote", out_path, len(frame))
+    return Submission(out_path, frame, reused, command)
+
+
+def main(cfg: Config) -> Submission:
+    run = open_run(cfg)
+    name = cfg.submit.name or cfg.run.name
+    metrics_path = run.path("metrics.json")
+    message = f"kagglebert {name}"
+    if metrics_path.is_file():
+        import json
+
+        message += f": OOF AUC {json.loads(metrics_path.read_text())['oof_auc']:.4f}"
+    return submit_predictions(run.path("test_pred.csv"), run.task, cfg.data.dir, Path(cfg.submit.dir) / f"{name}.csv", message)

@@ -1,0 +1,68 @@
+"""Task specs: what a competition's files hold and how it is scored. The loops only ever ask a
+spec for its columns, its loss, its fold-stratification targets and its score, so a new
+competition (e.g. the 2019 Unintended Bias one: a continuous `target`, identity columns and a bias
+AUC) is a new `TaskSpec`, not a new loop."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from .errors import ConfigError
+
+
+def mean_column_auc(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
+    """Mean over label columns of ROC AUC (the 2018 competition's score). A column with only one
+    class in `y_true` has no AUC: it is left out of the mean and reported as None."""
+    per_label = {}
+    for j, label in enumerate(labels):
+        column = y_true[:, j] >= 0.5
+        per_label[label] = float(roc_auc_score(column, y_pred[:, j])) if 0 < column.sum() < len(column) else None
+    scored = [v for v in per_label.values() if v is not None]
+    return {"score": float(np.mean(scored)) if scored else float("nan"), "per_label": per_label}
+
+
+def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float())
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    competition_slug: str  # the folder under /kaggle/input and the `kaggle competitions submit -c` name
+    id_column: str
+    text_column: str
+    label_columns: list[str]
+    binary_labels: bool  # labels must be exactly 0 or 1 (else: floats in [0, 1])
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bce_loss
+    score: Callable[[np.ndarray, np.ndarray, list[str]], dict] = mean_column_auc
+    metric_name: str = "mean column ROC AUC"
+    train_file: str = "train.csv"
+    test_file: str = "test.csv"
+    sample_submission_file: str = "sample_submission.csv"
+    extra_train_columns: list[str] = field(default_factory=list)  # e.g. identity columns (2019)
+
+    def stratify_targets(self, labels: np.ndarray) -> np.ndarray:
+        """Binary matrix the folds are stratified on."""
+        return (labels >= 0.5).astype(np.int64)
+
+
+JIGSAW_TOXIC_2018 = TaskSpec(
+    name="jigsaw-toxic-2018",
+    competition_slug="jigsaw-toxic-comment-classification-challenge",
+    id_column="id",
+    text_column="comment_text",
+    label_columns=["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"],
+    binary_labels=True,
+)
+
+TASKS = {JIGSAW_TOXIC_2018.name: JIGSAW_TOXIC_2018}
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ConfigError(f"run.task = {name!r}: known tasks are {', '.join(TASKS)}")
+    return TASKS[name]

@@ -1,0 +1,135 @@
+"""Batched fast tokenization with an on-disk cache, and the truncation modes (head, tail, head+tail).
+
+The cache key is the tokenizer's fingerprint, the max length, the truncation mode and a hash of
+the texts themselves (so a subsample or an edited file never reuses stale ids). Texts are stored
+as one flat int32 array plus offsets: loading is a memory copy, not a re-tokenization.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("kagglebert")
+
+TRUNCATIONS = ("head", "tail", "head+tail", "none")
+
+
+def load_tokenizer(model_path: str):
+    from transformers import AutoTokenizer
+
+    from .modeling import quiet_transformers
+
+    quiet_transformers()  # full lengths are measured on purpose; no "sequence too long" warning
+    tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
+    if not tokenizer.is_fast:
+        raise ValueError(f"{model_path}: kagglebert needs a fast tokenizer (tokenizer.json)")
+    return tokenizer
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+
+
+def texts_hash(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class TokenizedTexts:
+    """Token ids of many texts: row i is flat[offsets[i]:offsets[i + 1]]."""
+
+    flat: np.ndarray  # int32
+    offsets: np.ndarray  # int64, len = n + 1
+    full_lengths: np.ndarray  # word pieces before truncation, without special tokens
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, rows: np.ndarray) -> "TokenizedTexts":
+        pieces = [self[i] for i in rows]
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        flat = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
+        return TokenizedTexts(flat.astype(np.int32), offsets, self.full_lengths[rows])
+
+
+def truncate(ids: list[int], budget: int, mode: str, head_tokens: int) -> list[int]:
+    """Keep at most `budget` ids: the start, the end, or `head_tokens` from the start plus the rest
+    from the end (Sun et al. 2019: head+tail beats either alone on long texts)."""
+    if mode == "none" or len(ids) <= budget:
+        return ids
+    if mode == "head":
+        return ids[:budget]
+    if mode == "tail":
+        return ids[len(ids) - budget :]
+    head = min(head_tokens, budget)
+    tail = budget - head
+    return ids[:head] + (ids[len(ids) - tail :] if tail else [])
+
+
+def _encode(tokenizer, texts: list[str], max_length: int, mode: str, head_tokens: int, chunk: int = 2000) -> TokenizedTexts:
+    """Tokenize without truncation (to know each full length), then cut and add [CLS] … [SEP]."""
+    specials = mode != "none"
+    budget = max_length - 2
+    pieces, full_lengths = [], []
+    for start in range(0, len(texts), chunk):
+        encoded = tokenizer(
+            texts[start : start + chunk],
+            add_special_tokens=False,
+            truncation=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        for ids in encoded:
+            full_lengths.append(len(ids))
+            if specials:
+                ids = [tokenizer.cls_token_id, *truncate(ids, budget, mode, head_tokens), tokenizer.sep_token_id]
+            pieces.append(np.asarray(ids, dtype=np.int32))
+    lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
+    return TokenizedTexts(flat, offsets, np.asarray(full_lengths, dtype=np.int64))
+
+
+def tokenize(
+    tokenizer,
+    texts: list[str],
+    max_length: int = 0,
+    truncation: str = "none",
+    head_tokens: int = 128,
+    cache_dir: Path | None = None,
+) -> TokenizedTexts:
+    """Token ids for `texts`; `truncation="none"` keeps whole texts without special tokens (LM corpus)."""
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
+    if truncation != "none" and (tokenizer.cls_token_id is None or tokenizer.sep_token_id is None):
+        raise ValueError("the tokenizer has no [CLS]/[SEP] tokens")
+    if cache_dir is None:
+        return _encode(tokenizer, texts, max_length, truncation, head_tokens)
+    mode_key = f"{truncation}{head_tokens}" if truncation == "head+tail" else truncation
+    key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{mode_key.replace('+', '_')}-{texts_hash(texts)}"
+    path = Path(cache_dir) / "tokens" / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as stored:
+            return TokenizedTexts(stored["flat"], stored["offsets"], stored["full_lengths"])
+    result = _encode(tokenizer, texts, max_length, truncation, head_tokens)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")  # np.savez appends .npz unless present
+    np.savez(tmp, flat=result.flat, offsets=result.offsets, full_lengths=result.full_lengths)
+    tmp.replace(path)  # atomic: an interrupted write never leaves a truncated cache entry
+    return result

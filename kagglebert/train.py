@@ -1,0 +1,207 @@
+"""Stage 3 — k-fold classifier training with out-of-fold predictions.
+
+Per fold the model is built fresh (from `runs/<name>/lm/` when the LM stage ran, else from
+`model.name`), trained on the other folds, scored on its own fold after every epoch; the best
+epoch's validation and test predictions are written as soon as the fold ends, so an interrupted run
+resumes at the first unfinished fold. When every fold is done: `oof.csv`, `test_pred.csv` (mean
+over folds) and `metrics.json`.
+
+    python -m kagglebert train --config configs/demo.toml
+"""
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import lm as lm_stage
+from .batching import LengthBucketBatchSampler, PadCollator
+from .config import Config
+from .data import CompetitionData
+from .engine import (make_optimizer, make_scaler, make_scheduler, param_groups, resolve_device,
+                     resolve_precision, seed_everything, train_epoch)
+from .errors import RunError
+from .modeling import build_classifier, predict
+from .paths import cache_dir, resolve_model
+from .runs import Run, open_run, read_json, write_json
+from .tokenization import load_tokenizer, tokenize
+
+log = logging.getLogger("kagglebert")
+
+
+def start_checkpoint(run: Run) -> str:
+    """The LM stage's output when it is part of this run, else the base checkpoint."""
+    if run.cfg.lm.epochs > 0:
+        if not lm_stage.is_complete(run):
+            raise RunError(f"lm.epochs = {run.cfg.lm.epochs} but {lm_stage.lm_dir(run)} is not complete: run `python -m kagglebert lm` first (or `run`)")
+        return str(lm_stage.lm_dir(run))
+    return resolve_model(run.cfg.model.name)
+
+
+def fold_path(run: Run, fold: int, kind: str):
+    return run.path("folds", f"fold{fold}_{kind}")
+
+
+def write_frame(df: pd.DataFrame, path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarray, tokens, test_tokens, labels: np.ndarray, checkpoint: str, pad_id: int) -> dict:
+    """Train on `train_rows`, keep the best epoch by the task's score on `valid_rows`; returns
+    the validation and test predictions of that epoch plus the fold's record."""
+    cfg, task = run.cfg, run.task
+    tc = cfg.train
+    seed_everything(cfg.run.seed + fold)
+    device = resolve_device(cfg.run.device)
+    precision = resolve_precision(tc.precision, device)
+    model = build_classifier(checkpoint, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
+
+    fold_tokens = tokens.subset(train_rows)
+    sampler = LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold)
+    collate = PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple)
+    batches = torch.utils.data.DataLoader(range(len(train_rows)), batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda")
+    optimizer = make_optimizer(param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay), device)
+    total_steps = tc.epochs * math.ceil(len(batches) / tc.grad_accum)
+    scheduler = make_scheduler(optimizer, total_steps, tc.warmup_ratio, tc.schedule, tc.stlr_ratio)
+    scaler = make_scaler(device, precision)
+
+    def compute_loss(model, batch):
+        return task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+
+    valid_tokens = tokens.subset(valid_rows)
+    best = {"score": -math.inf}
+    history, seconds, samples, lr_factors = [], 0.0, 0, []
+    for epoch in range(tc.epochs):
+        sampler.set_epoch(epoch)
+        stats = train_epoch(model, batches, compute_loss, optimizer, scheduler, scaler, device, precision,
+                            tc.grad_accum, tc.max_grad_norm, tc.log_every,
+                            desc=f"fold {fold} epoch {epoch + 1}/{tc.epochs}", progress=cfg.run.progress)
+        seconds += stats.seconds
+        samples += stats.samples
+        lr_factors += stats.lr_factors
+        valid_pred = predict(model, valid_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
+        scored = task.score(labels[valid_rows], valid_pred, task.label_columns)
+        history.append({"epoch": epoch + 1, "train_loss": stats.loss, "score": scored["score"], "samples_per_s": stats.samples_per_s, "loss_curve": stats.loss_curve})
+        log.info("fold %d epoch %d/%d: loss %.4f, valid %s %.4f, %.0f samples/s", fold, epoch + 1, tc.epochs, stats.loss, task.metric_name, scored["score"], stats.samples_per_s)
+        if scored["score"] > best["score"]:
+            best = {"score": scored["score"], "per_label": scored["per_label"], "epoch": epoch + 1, "valid_pred": valid_pred,
+                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if epoch + 1 < tc.epochs else None}
+    if best["state"] is not None:  # an earlier epoch won: predict the test set with its weights
+        model.load_state_dict(best["state"])
+    test_pred = predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
+    del model, optimizer, scheduler, batches, best["state"]
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    record = {
+        "fold": fold, "score": best["score"], "per_label": best["per_label"], "best_epoch": best["epoch"],
+        "history": history, "train_seconds": seconds, "train_samples": samples,
+        "train_samples_per_s": samples / seconds if seconds else 0.0,
+        "lr_schedule": [tc.lr * f for f in lr_factors], "device": str(device), "precision": precision,
+        "checkpoint": checkpoint,
+    }
+    return {"record": record, "valid_pred": best["valid_pred"], "test_pred": test_pred}
+
+
+def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: list[int]) -> None:
+    cfg, task = run.cfg, run.task
+    checkpoint = start_checkpoint(run)
+    tokenizer = load_tokenizer(checkpoint)
+    tok_args = dict(max_length=cfg.model.max_length, truncation=cfg.model.truncation, head_tokens=cfg.model.head_tokens, cache_dir=cache_dir(cfg))
+    tokens = tokenize(tokenizer, data.train_texts, **tok_args)
+    test_tokens = tokenize(tokenizer, data.test_texts, **tok_args)
+    labels = data.labels
+    fold_of = folds["fold"].to_numpy()
+    for fold in todo:
+        start = time.perf_counter()
+        result = train_fold(run, fold, np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold),
+                            tokens, test_tokens, labels, checkpoint, tokenizer.pad_token_id)
+        save_fold(run, data, fold, np.flatnonzero(fold_of == fold), result["valid_pred"], result["test_pred"],
+                  {**result["record"], "wall_seconds": time.perf_counter() - start})
+
+
+def save_fold(run: Run, data: CompetitionData, fold: int, valid_rows: np.ndarray, valid_pred: np.ndarray, test_pred: np.ndarray, record: dict) -> None:
+    """A fold's predictions, then its record: the record is the marker that the fold is complete."""
+    task = run.task
+    run.path("folds").mkdir(exist_ok=True)
+    oof = pd.DataFrame(valid_pred, columns=task.label_columns)
+    oof.insert(0, task.id_column, data.train[task.id_column].to_numpy()[valid_rows])
+    write_frame(oof, fold_path(run, fold, "oof.csv"))
+    test = pd.DataFrame(test_pred, columns=task.label_columns)
+    test.insert(0, task.id_column, data.test[task.id_column].to_numpy())
+    write_frame(test, fold_path(run, fold, "test.csv"))
+    write_json(fold_path(run, fold, "record.json"), record)
+    log.info("fold %d: %s %.4f (best epoch %s), %.0f s", fold, task.metric_name, record["score"], record.get("best_epoch", "-"), record.get("wall_seconds", 0.0))
+
+
+def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
+    """oof.csv, test_pred.csv (mean over folds) and metrics.json from the per-fold files."""
+    cfg, task = run.cfg, run.task
+    ids = data.train[task.id_column]
+    records = [read_json(fold_path(run, k, "record.json")) for k in range(cfg.data.n_folds)]
+    oof = pd.concat([pd.read_csv(fold_path(run, k, "oof.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)])
+    oof = oof.set_index(task.id_column).loc[ids.to_numpy()].reset_index()
+    write_frame(oof, run.path("oof.csv"))
+    tests = [pd.read_csv(fold_path(run, k, "test.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)]
+    test_pred = tests[0].copy()
+    test_pred[task.label_columns] = np.mean([t[task.label_columns].to_numpy() for t in tests], axis=0)
+    write_frame(test_pred, run.path("test_pred.csv"))
+
+    scored = task.score(data.labels, oof[task.label_columns].to_numpy(), task.label_columns)
+    total_seconds = sum(r.get("train_seconds", 0.0) for r in records)
+    metrics = {
+        "metric": task.metric_name,
+        "oof_auc": scored["score"],
+        "fold_auc": [r["score"] for r in records],
+        "per_label_auc": scored["per_label"],
+        "fold_per_label_auc": [r["per_label"] for r in records],
+        "best_epochs": [r.get("best_epoch") for r in records],
+        "train_samples_per_s": sum(r.get("train_samples", 0) for r in records) / total_seconds if total_seconds else None,
+        "train_seconds": total_seconds,
+        "model_kind": cfg.model.kind,
+        "train_rows": len(data.train),
+    }
+    if cfg.lm.epochs > 0 and lm_stage.is_complete(run):
+        lm_metrics = read_json(lm_stage.lm_dir(run) / "lm_metrics.json")
+        metrics.update({k: lm_metrics[k] for k in ("perplexity_before", "perplexity_after", "lm_tokens_per_s")})
+    write_json(run.path("metrics.json"), metrics)
+    return metrics
+
+
+def main(cfg: Config) -> dict | None:
+    run = open_run(cfg)
+    if run.path("metrics.json").is_file():
+        metrics = read_json(run.path("metrics.json"))
+        log.info("train: reusing %s (OOF %s %.4f)", run.path("metrics.json"), run.task.metric_name, metrics["oof_auc"])
+        return metrics
+    data = run.load_data()
+    folds = run.folds(data)
+    wanted = cfg.train.folds or list(range(cfg.data.n_folds))
+    bad = [k for k in wanted if not 0 <= k < cfg.data.n_folds]
+    if bad:
+        raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{cfg.data.n_folds - 1}")
+    done = [k for k in wanted if fold_path(run, k, "record.json").is_file()]
+    if done:
+        log.info("train: folds %s already complete in %s, resuming", done, run.dir)
+    todo = [k for k in wanted if k not in done]
+    if todo:
+        if cfg.model.kind == "transformer":
+            fit_transformer(run, data, folds, todo)
+        else:
+            from .baselines import fit_baseline  # tfidf / features: same folds, files and metrics
+
+            fit_baseline(run, data, folds, todo)
+    if not all(fold_path(run, k, "record.json").is_file() for k in range(cfg.data.n_folds)):
+        log.info("train: folds %s done; train the others for oof.csv and metrics.json", wanted)
+        return None
+    metrics = assemble(run, data, folds)
+    log.info("train: OOF %s %.4f (folds: %s)", run.task.metric_name, metrics["oof_auc"], ", ".join(f"{s:.4f}" for s in metrics["fold_auc"]))
+    return metrics
