@@ -18,7 +18,7 @@ def run_all(cfg) -> dict:
     from . import eda, lm, submit, train
 
     eda.main(cfg)
-    if cfg.lm.epochs > 0 and cfg.model.kind == "transformer":
+    if cfg.lm.epochs > 0 and cfg.model.kind in ("transformer", "features"):  # features embeds with the LM's encoder
         lm.main(cfg)
     metrics = train.main(cfg)
     if metrics is None:

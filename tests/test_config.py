@@ -1,0 +1,123 @@
+"""Config: TOML loading, typed `--set` overrides, clear errors for unknown keys and wrong types,
+and a saved config.toml that loads back to the same config."""
+from __future__ import annotations
+
+import pytest
+
+from kagglebert import config as config_mod
+from kagglebert.config import Config
+from kagglebert.errors import ConfigError
+from kagglebert.paths import REPO_ROOT
+
+DEMO = REPO_ROOT / "configs" / "demo.toml"
+
+
+def test_demo_toml_loads_over_defaults():
+    cfg = config_mod.load(DEMO)
+    assert cfg.run.name == "demo"
+    assert cfg.data.max_rows == 3000 and cfg.data.n_folds == 3
+    assert cfg.model.truncation == "head+tail" and cfg.model.head_tokens == 64
+    assert cfg.train.lr == pytest.approx(6e-5)
+    # keys the file does not mention keep their defaults
+    assert cfg.train.bucket_size == Config().train.bucket_size
+    assert cfg.lm.mlm_probability == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("train.lr=3e-5", "train.lr", 3e-5),
+        ("train.lr=1", "train.lr", 1.0),  # an int is accepted where a float is expected
+        ("train.epochs=3", "train.epochs", 3),
+        ("run.progress=false", "run.progress", False),
+        ("train.folds=[0, 2]", "train.folds", [0, 2]),
+        ("run.name=fold-test", "run.name", "fold-test"),  # a bare word is a string
+        ("model.name=/kaggle/input/bert-base", "model.name", "/kaggle/input/bert-base"),
+        ('run.name="123"', "run.name", "123"),  # quoted: a string even when it looks like a number
+    ],
+)
+def test_set_overrides_keep_types(override, key, expected):
+    cfg = config_mod.load(DEMO, [override])
+    section, name = key.split(".")
+    value = getattr(getattr(cfg, section), name)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_later_override_wins():
+    cfg = config_mod.load(DEMO, ["train.epochs=3", "train.epochs=5"])
+    assert cfg.train.epochs == 5
+
+
+def test_unknown_key_is_a_clear_error():
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(DEMO, ["train.lrr=1e-4"])
+    message = str(err.value)
+    assert message.startswith("--set train.lrr=1e-4: unknown key 'train.lrr'; train has ")
+    assert "lr, head_lr" in message  # it lists the keys that do exist
+
+
+def test_unknown_section_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"unknown key 'trian\.lr'; sections are run, data, model"):
+        config_mod.load(None, ["trian.lr=1e-4"])
+
+
+def test_wrong_type_is_a_clear_error():
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(DEMO, ["train.epochs=two"])
+    assert str(err.value) == "--set train.epochs=two: train.epochs must be int, got str 'two'"
+    with pytest.raises(ConfigError, match=r"train\.epochs must be int, got float 1\.5"):
+        config_mod.load(DEMO, ["train.epochs=1.5"])
+    with pytest.raises(ConfigError, match=r"run\.progress must be bool, got int 1"):
+        config_mod.load(DEMO, ["run.progress=1"])
+
+
+def test_errors_in_the_toml_file_name_the_file(tmp_path):
+    bad_key = tmp_path / "bad_key.toml"
+    bad_key.write_text("[train]\nepochs = 2\nlearning_rate = 1e-4\n")
+    with pytest.raises(ConfigError, match=rf"^{bad_key}: unknown key 'train\.learning_rate'"):
+        config_mod.load(bad_key)
+
+    bad_type = tmp_path / "bad_type.toml"
+    bad_type.write_text('[data]\nn_folds = "5"\n')
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(bad_type)
+    assert str(err.value) == f"{bad_type}: data.n_folds must be int, got str '5'"
+
+    not_toml = tmp_path / "broken.toml"
+    not_toml.write_text("[train\nepochs = 2\n")
+    with pytest.raises(ConfigError, match=rf"^{not_toml}: not valid TOML"):
+        config_mod.load(not_toml)
+
+    with pytest.raises(ConfigError, match="config file not found"):
+        config_mod.load(tmp_path / "missing.toml")
+
+
+def test_invalid_choice_and_range():
+    with pytest.raises(ConfigError, match=r"model\.truncation = 'middle'; choose one of head, tail, head\+tail"):
+        config_mod.load(DEMO, ["model.truncation=middle"])
+    with pytest.raises(ConfigError, match=r"data\.n_folds = 1; need at least 2"):
+        config_mod.load(DEMO, ["data.n_folds=1"])
+
+
+def test_override_without_equals():
+    with pytest.raises(ConfigError, match=r"expected section\.key=value"):
+        config_mod.load(DEMO, ["train.lr"])
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = config_mod.load(DEMO, ["train.lr=3e-5", "train.folds=[1]", "run.progress=false", "data.dir=/tmp/x"])
+    path = tmp_path / "config.toml"
+    config_mod.save(cfg, path)
+    again = config_mod.load(path)
+    assert again == cfg
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_replace_copies_and_checks():
+    cfg = config_mod.load(DEMO)
+    changed = cfg.replace(lm={"epochs": 2}, train={"lr": 1e-5})
+    assert changed.lm.epochs == 2 and changed.train.lr == pytest.approx(1e-5)
+    assert cfg.lm.epochs == 0  # the original is untouched
+    with pytest.raises(ConfigError, match="lm.epochs must be int"):
+        cfg.replace(lm={"epochs": "2"})

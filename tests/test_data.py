@@ -1,0 +1,159 @@
+"""Reading and checking competition files: the loader on real rows, each bad input as a one-line
+error naming file, row and column (in-process and through the real CLI), empty text kept."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from kagglebert.data import load_competition
+from kagglebert.errors import DataError
+from kagglebert.tasks import JIGSAW_TOXIC_2018
+
+from conftest import SAMPLE_TRAIN_ROWS, read_raw_csv
+
+TASK = JIGSAW_TOXIC_2018
+LABELS = TASK.label_columns
+
+
+def test_loads_the_real_sample(sample_dir):
+    data = load_competition(TASK, str(sample_dir))
+    assert len(data.train) == SAMPLE_TRAIN_ROWS and len(data.test) == 600
+    assert list(data.train.columns) == ["id", "comment_text", *LABELS]
+    assert data.labels.dtype == np.float32 and data.labels.shape == (SAMPLE_TRAIN_ROWS, 6)
+    assert set(np.unique(data.labels)) <= {0.0, 1.0}
+    raw = read_raw_csv(sample_dir / "train.csv")
+    assert list(data.train["id"]) == list(raw["id"])  # ids stay strings, order kept
+    np.testing.assert_array_equal(data.labels, raw[LABELS].astype(np.float32).to_numpy())
+    assert len(data.train_texts) == SAMPLE_TRAIN_ROWS and isinstance(data.test_texts[0], str)
+
+
+def test_max_rows_is_a_stratified_subsample_in_file_order(sample_dir):
+    full = load_competition(TASK, str(sample_dir))
+    small = load_competition(TASK, str(sample_dir), max_rows=150, seed=3)
+    assert len(small.train) == 150
+    position = {id_: i for i, id_ in enumerate(full.train["id"])}
+    rows = [position[id_] for id_ in small.train["id"]]
+    assert rows == sorted(rows)
+    # half the rows → half the positives of each common label (±2)
+    for j, label in enumerate(LABELS):
+        if full.labels[:, j].sum() >= 20:
+            assert abs(small.labels[:, j].sum() - full.labels[:, j].sum() / 2) <= 2, label
+    again = load_competition(TASK, str(sample_dir), max_rows=150, seed=3)
+    assert list(again.train["id"]) == list(small.train["id"])
+
+
+def drop_toxic(train, test, sample):
+    del train["toxic"]
+
+
+def duplicate_id(train, test, sample):
+    train.loc[7, "id"] = train.loc[2, "id"]
+
+
+def label_two(train, test, sample):
+    train.loc[4, "obscene"] = "2"
+
+
+def unknown_test_id(train, test, sample):
+    test.loc[5, "id"] = "not-in-sample"
+
+
+# (edit, file, one-line message the loader must give); rows count from 1 = first data row
+BAD_INPUTS = {
+    "missing column": (drop_toxic, "train.csv", "row 0 (header), column 'toxic': missing (found: id, comment_text, severe_toxic"),
+    "duplicate id": (duplicate_id, "train.csv", "row 8, column 'id': duplicate id '{train_id_2}' (first at row 3)"),
+    "label 2": (label_two, "train.csv", "row 5, column 'obscene': value '2' is not 0 or 1"),
+    "test id not in sample_submission": (unknown_test_id, "test.csv", "row 6, column 'id': id 'not-in-sample' is not in sample_submission.csv"),
+}
+
+
+def expected_message(sample_dir, template: str) -> str:
+    return template.format(train_id_2=read_raw_csv(sample_dir / "train.csv")["id"][2])
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_a_one_line_error(case, broken_copy, sample_dir):
+    edit, file, message = BAD_INPUTS[case]
+    folder = broken_copy(edit)
+    with pytest.raises(DataError) as err:
+        load_competition(TASK, str(folder))
+    assert str(err.value).startswith(f"{folder / file}: ")
+    assert expected_message(sample_dir, message) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_sample_submission_id_missing_from_test(broken_copy):
+    def drop_test_row(train, test, sample):
+        test.drop(index=9, inplace=True)
+
+    folder = broken_copy(drop_test_row)
+    sample_id = read_raw_csv(folder / "sample_submission.csv")["id"][9]
+    with pytest.raises(DataError, match=rf"sample_submission\.csv: row 10, column 'id': id '{sample_id}' is not in test\.csv"):
+        load_competition(TASK, str(folder))
+
+
+def test_empty_text_is_kept_and_counted(broken_copy, caplog):
+    def blank_texts(train, test, sample):
+        train.loc[3, "comment_text"] = ""
+        train.loc[10, "comment_text"] = "   "
+
+    folder = broken_copy(blank_texts)
+    with caplog.at_level(logging.WARNING, logger="kagglebert"):
+        data = load_competition(TASK, str(folder))
+    assert len(data.train) == SAMPLE_TRAIN_ROWS
+    assert data.train_texts[3] == "" and data.train_texts[10].strip() == ""
+    assert "2 row(s) with empty 'comment_text' kept as empty strings (first: row 4)" in caplog.text
+
+
+def test_missing_file_is_named(tmp_path):
+    (tmp_path / "train.csv").write_text("id,comment_text\n")
+    with pytest.raises(DataError, match=r"test\.csv: file not found"):
+        load_competition(TASK, str(tmp_path))
+
+
+# ---- the same inputs through the real CLI: exit status 2, one `error:` line, nothing submitted ----
+
+
+def assert_cli_error(proc, *fragments: str) -> str:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == errors[0]
+    for fragment in fragments:
+        assert fragment in errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_cli_rejects_bad_input(case, broken_copy, sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    edit, file, message = BAD_INPUTS[case]
+    folder = broken_copy(edit)
+    proc = run_cli("run", "--config", "configs/demo.toml", *small_run_args(folder, tiny_model_dir, tmp_path))
+    assert_cli_error(proc, f"error: {folder / file}: ", expected_message(sample_dir, message))
+    submissions = tmp_path / "submissions"
+    assert not submissions.exists() or not any(submissions.iterdir())
+
+
+def test_cli_rejects_unknown_set_key(sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    proc = run_cli("run", "--config", "configs/demo.toml", *small_run_args(sample_dir, tiny_model_dir, tmp_path), "--set", "train.lrr=1e-4")
+    assert_cli_error(proc, "error: --set train.lrr=1e-4: unknown key 'train.lrr'; train has ")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "submissions").exists()
+
+
+def test_cli_keeps_rows_with_empty_text(broken_copy, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    def blank_texts(train, test, sample):
+        train.loc[3, "comment_text"] = ""
+        test.loc[0, "comment_text"] = ""
+
+    folder = broken_copy(blank_texts)
+    proc = run_cli("eda", "--config", "configs/demo.toml", *small_run_args(folder, tiny_model_dir, tmp_path, **{"data.max_rows": 0}))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 4)" in proc.stderr
+    assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 1)" in proc.stderr
+    summary = json.loads((tmp_path / "runs" / "demo" / "eda" / "summary.json").read_text())
+    assert summary["train_rows"] == SAMPLE_TRAIN_ROWS and summary["test_rows"] == 600
+    assert summary["empty_train_texts"] == 1 and summary["empty_test_texts"] == 1

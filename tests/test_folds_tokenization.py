@@ -1,0 +1,155 @@
+"""Folds (multilabel stratification, reproducibility, folds.csv reuse) and tokenization
+(truncation modes with exact ids, special tokens, the on-disk cache)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kagglebert import folds as folds_mod
+from kagglebert import tokenization
+from kagglebert.data import load_competition
+from kagglebert.errors import RunError
+from kagglebert.folds import load_or_make_folds, make_folds
+from kagglebert.tasks import JIGSAW_TOXIC_2018
+from kagglebert.tokenization import tokenize, truncate
+
+TASK = JIGSAW_TOXIC_2018
+
+
+@pytest.fixture(scope="module")
+def data(sample_dir):
+    return load_competition(TASK, str(sample_dir))
+
+
+# ---- folds ----
+
+
+def test_folds_are_multilabel_stratified(data):
+    targets = TASK.stratify_targets(data.labels)
+    n_folds = 3
+    folds = make_folds(data.train["id"], targets, n_folds, seed=7)
+    assert list(folds["id"]) == list(data.train["id"])
+    assert sorted(folds["fold"].unique()) == list(range(n_folds))
+    sizes = folds["fold"].value_counts()
+    assert sizes.max() - sizes.min() <= 2
+    overall = targets.mean(0)
+    for k in range(n_folds):
+        in_fold = targets[folds["fold"].to_numpy() == k]
+        # every label's positive share in each fold within 2 rows' worth of the overall share
+        assert np.all(np.abs(in_fold.mean(0) - overall) <= 2 / len(in_fold)), (k, in_fold.sum(0), targets.sum(0))
+
+
+def test_folds_are_reproducible_for_a_seed(data):
+    targets = TASK.stratify_targets(data.labels)
+    a = make_folds(data.train["id"], targets, 3, seed=7)
+    b = make_folds(data.train["id"], targets, 3, seed=7)
+    c = make_folds(data.train["id"], targets, 3, seed=8)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["fold"] != c["fold"]).any()
+
+
+def test_folds_csv_is_reused(data, tmp_path, monkeypatch):
+    path = tmp_path / "folds.csv"
+    targets = TASK.stratify_targets(data.labels)
+    first = load_or_make_folds(path, data.train["id"], targets, 3, seed=7)
+    assert path.is_file()
+    saved = path.read_bytes()
+
+    def must_not_recompute(*args, **kwargs):
+        raise AssertionError("folds recomputed although folds.csv exists")
+
+    monkeypatch.setattr(folds_mod, "make_folds", must_not_recompute)
+    # another seed on purpose: the saved folds win, so every stage sees the same split
+    second = load_or_make_folds(path, data.train["id"], targets, 3, seed=99)
+    pd.testing.assert_frame_equal(first, second)
+    assert path.read_bytes() == saved
+
+    with pytest.raises(RunError, match=r"folds\.csv: does not match the training data \(299 ids, 3 folds\)"):
+        load_or_make_folds(path, data.train["id"].iloc[1:], targets[1:], 3, seed=7)
+
+
+# ---- truncation ----
+
+
+@pytest.mark.parametrize(
+    "mode, head_tokens, expected",
+    [
+        ("head", 0, [0, 1, 2, 3]),
+        ("tail", 0, [6, 7, 8, 9]),
+        ("head+tail", 1, [0, 7, 8, 9]),
+        ("head+tail", 3, [0, 1, 2, 9]),
+        ("head+tail", 10, [0, 1, 2, 3]),  # head_tokens beyond the budget: head only
+    ],
+)
+def test_truncate_keeps_exact_ids(mode, head_tokens, expected):
+    assert truncate(list(range(10)), 4, mode, head_tokens) == expected
+
+
+def test_truncate_leaves_short_texts_alone():
+    for mode in ("head", "tail", "head+tail"):
+        assert truncate([5, 6], 4, mode, 1) == [5, 6]
+
+
+LONG_TEXT = " ".join(f"word{i} tokenization sentence" for i in range(40))
+
+
+@pytest.mark.parametrize(
+    "mode, keep",
+    [
+        ("head", lambda ids: ids[:14]),
+        ("tail", lambda ids: ids[-14:]),
+        ("head+tail", lambda ids: ids[:5] + ids[-9:]),
+    ],
+)
+def test_tokenize_truncates_and_adds_special_tokens(tokenizer, mode, keep):
+    full = tokenizer(LONG_TEXT, add_special_tokens=False)["input_ids"]
+    assert len(full) > 40
+    short = "a short comment"
+    short_ids = tokenizer(short, add_special_tokens=False)["input_ids"]
+    result = tokenize(tokenizer, [LONG_TEXT, short], max_length=16, truncation=mode, head_tokens=5)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert result[0].tolist() == [cls, *keep(full), sep]
+    assert len(result[0]) == 16
+    assert result[1].tolist() == [cls, *short_ids, sep]
+    assert result.full_lengths.tolist() == [len(full), len(short_ids)]
+    assert result.lengths.tolist() == [16, len(short_ids) + 2]
+
+
+def test_tokenize_none_keeps_whole_texts_without_specials(tokenizer):
+    result = tokenize(tokenizer, [LONG_TEXT, ""], truncation="none")
+    assert result[0].tolist() == tokenizer(LONG_TEXT, add_special_tokens=False)["input_ids"]
+    assert len(result[1]) == 0
+    assert result.flat.dtype == np.int32
+
+
+def test_subset_picks_rows(tokenizer):
+    texts = ["one", "two words", "three words here"]
+    tokens = tokenize(tokenizer, texts, max_length=16, truncation="head")
+    part = tokens.subset(np.array([2, 0]))
+    assert part[0].tolist() == tokens[2].tolist() and part[1].tolist() == tokens[0].tolist()
+    assert part.full_lengths.tolist() == [tokens.full_lengths[2], tokens.full_lengths[0]]
+
+
+def test_tokenize_cache_is_loaded_not_recomputed(tokenizer, data, tmp_path, monkeypatch):
+    texts = data.train_texts[:100]
+    args = dict(max_length=32, truncation="head+tail", head_tokens=8, cache_dir=tmp_path)
+    first = tokenize(tokenizer, texts, **args)
+    files = list((tmp_path / "tokens").glob("*.npz"))
+    assert len(files) == 1, files
+
+    def must_not_encode(*a, **k):
+        raise AssertionError("texts re-tokenized although the cache holds them")
+
+    monkeypatch.setattr(tokenization, "_encode", must_not_encode)
+    second = tokenize(tokenizer, texts, **args)
+    np.testing.assert_array_equal(first.flat, second.flat)
+    np.testing.assert_array_equal(first.offsets, second.offsets)
+    np.testing.assert_array_equal(first.full_lengths, second.full_lengths)
+
+    # a different mode, length or text set is a different cache entry, never a stale hit
+    for changed in ({**args, "head_tokens": 4}, {**args, "max_length": 64}):
+        with pytest.raises(AssertionError, match="re-tokenized"):
+            tokenize(tokenizer, texts, **changed)
+    with pytest.raises(AssertionError, match="re-tokenized"):
+        tokenize(tokenizer, texts[:99] + [texts[99] + "!"], **args)

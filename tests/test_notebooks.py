@@ -1,0 +1,145 @@
+"""The four notebooks: each .py and its paired .ipynb hold the same cells, the committed .ipynb
+carry no outputs, and each notebook runs top to bottom on the quick profile shrunk to a tiny slice
+(tiny BERT, 120 rows, 2 folds, 1 epoch) — alone, in a fresh runs folder, through jupytext and
+nbclient with this venv's python as the kernel."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from kagglebert.paths import REPO_ROOT
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+NAMES = [p.stem for p in NOTEBOOKS]
+SECONDS_PER_NOTEBOOK = 60
+
+
+def test_all_four_notebooks_exist():
+    assert NAMES == ["01_eda", "02_lm_finetune", "03_train_kfold", "04_submission"]
+    assert 'formats = "ipynb,py:percent"' in (REPO_ROOT / "jupytext.toml").read_text()
+
+
+def cells(notebook) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
+def test_py_and_ipynb_agree(script):
+    paired = script.with_suffix(".ipynb")
+    assert paired.is_file(), f"{paired} missing: run `make sync-notebooks`"
+    from_py, from_ipynb = jupytext.read(script), jupytext.read(paired)
+    assert cells(from_py) == cells(from_ipynb), f"{script.name} and {paired.name} differ: run `make sync-notebooks`"
+    assert [c.metadata.get("tags") for c in from_py.cells] == [c.metadata.get("tags") for c in from_ipynb.cells]
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
+def test_committed_ipynb_has_no_outputs(script):
+    notebook = jupytext.read(script.with_suffix(".ipynb"))
+    dirty = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{script.with_suffix('.ipynb').name}: cells {dirty} carry outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
+def test_code_cells_stay_thin(script):
+    """No class or function definitions and no loops in the cells: the library does the work."""
+    for cell in jupytext.read(script).cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            assert not line.lstrip().startswith(("class ", "def ", "for ", "while ")), f"{script.name}: {line!r}"
+
+
+@pytest.fixture()
+def notebook_env(monkeypatch, tiny_model_dir, sample_dir, tmp_path):
+    """The quick profile shrunk to a tiny slice, writing only under tmp_path."""
+    overrides = {
+        "data.dir": sample_dir,
+        "model.name": tiny_model_dir,
+        "data.max_rows": 120,
+        "data.n_folds": 2,
+        "train.epochs": 1,
+        "lm.epochs": 1,
+        "run.runs_dir": tmp_path / "runs",
+        "submit.dir": tmp_path / "submissions",
+    }
+    monkeypatch.setenv("KAGGLEBERT_PROFILE", "quick")
+    monkeypatch.setenv("KAGGLEBERT_OVERRIDES", " ".join(shlex.quote(f"{k}={v}") for k, v in overrides.items()))
+    # headless like Agg, and renders a returned Figure as PNG the way Jupyter does
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore").items():
+        monkeypatch.setenv(key, value)
+    return tmp_path
+
+
+def python_kernel_name() -> str:
+    """A kernelspec that runs this interpreter; installed into this venv only if there is none."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().get_all_specs()
+    for name, spec in specs.items():
+        argv0 = spec["spec"]["argv"][0]
+        if argv0 in (sys.executable, "python", "python3") or Path(argv0).resolve() == Path(sys.executable).resolve():
+            return name
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", "kagglebert-venv"], check=True)
+    return "kagglebert-venv"
+
+
+def outputs_text(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.extend(str(v) for v in out.get("data", {}).values())
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
+def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
+    from nbclient import NotebookClient
+
+    notebook = jupytext.read(script)
+    started = time.perf_counter()
+    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=120,
+                   resources={"metadata": {"path": str(notebook_env)}}).execute()
+    seconds = time.perf_counter() - started
+    print(f"{script.name}: {seconds:.1f} s")
+    assert seconds < SECONDS_PER_NOTEBOOK, f"{script.name} took {seconds:.0f} s"
+
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    errors = [o for c in code_cells for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    figures = sum("image/png" in o.get("data", {}) for c in code_cells for o in c.outputs)
+    expected_figures = {"01_eda": 3, "02_lm_finetune": 2, "03_train_kfold": 3, "04_submission": 2}[script.stem]
+    assert figures == expected_figures, f"{script.name}: {figures} figures shown"
+
+    runs = notebook_env / "runs"
+    text = outputs_text(notebook)
+    assert str(notebook_env) in text  # the overrides reached the notebook's config
+    if script.stem == "01_eda":
+        assert (runs / "quick" / "eda" / "summary.json").is_file()
+    if script.stem == "02_lm_finetune":
+        assert (runs / "quick-itpt" / "lm" / "lm_metrics.json").is_file()
+        assert "Please do not" in text  # the fill-mask table
+    if script.stem == "03_train_kfold":
+        for arm in ("quick-fit", "quick-itpt"):
+            assert (runs / arm / "metrics.json").is_file()
+        assert "paired difference" in text
+    if script.stem == "04_submission":
+        written = notebook_env / "submissions" / "quick-itpt.csv"
+        assert written.is_file()
+        assert f"kaggle competitions submit -c jigsaw-toxic-comment-classification-challenge -f {written}" in text
+        assert "False" not in outputs_text_of(notebook, "validate_submission")
+
+
+def outputs_text_of(notebook, call: str) -> str:
+    """Outputs of the code cell whose source contains `call`."""
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and call in c.source)
+    return "\n".join(str(v) for o in cell.outputs for v in o.get("data", {}).values())
