@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from tqdm.auto import tqdm
 
 from .batching import PadCollator, sorted_batches
 from .data import CompetitionData
@@ -71,14 +72,14 @@ def tfidf_matrices(train_texts: list[str], test_texts: list[str]):
 
 @torch.no_grad()
 def encode(encoder: torch.nn.Module, tokens: TokenizedTexts, pad_id: int, pooling: str, batch_size: int,
-           device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
+           device: torch.device, precision: str, pad_multiple: int = 8, progress: bool = False) -> np.ndarray:
     """One pooled vector per text, in the texts' order. Batches are sorted by length (little
     padding); pooling matches `modeling.Classifier` (mean over real tokens, or [CLS])."""
     encoder.eval()
     collate = PadCollator(tokens, pad_id, pad_multiple=pad_multiple)
     out = np.zeros((len(tokens), encoder.config.hidden_size), dtype=np.float32)
     pending = []  # (rows, device tensor): copied back once at the end, not once per batch
-    for rows in sorted_batches(tokens.lengths, batch_size):
+    for rows in tqdm(sorted_batches(tokens.lengths, batch_size), desc="encode", disable=not progress, leave=False):
         batch = move(collate(rows), device)
         with autocast(device, precision):
             hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
@@ -125,7 +126,7 @@ def frozen_embeddings(run: Run, data: CompetitionData) -> tuple[np.ndarray, np.n
     encoder = load_encoder(checkpoint).to(device)
     start = time.perf_counter()
     arrays = {split: encode(encoder, tokens[split], tokenizer.pad_token_id, cfg.model.pooling, cfg.train.eval_batch_size,
-                            device, precision, cfg.train.pad_multiple) for split in ("train", "test")}
+                            device, precision, cfg.train.pad_multiple, cfg.run.progress) for split in ("train", "test")}
     seconds = time.perf_counter() - start
     n_texts = sum(len(a) for a in arrays.values())
     log.info("features: encoded %d texts with %s in %.0f s (%.0f texts/s)", n_texts, checkpoint, seconds, n_texts / seconds)

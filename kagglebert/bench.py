@@ -14,7 +14,7 @@ on packed blocks: kagglebert's `MaskingCollator` + `pack_blocks` + `masked_lm_lo
 default). Also: `tokenization.tokenize` cold vs cached, and sorted no-grad inference (`modeling.predict`).
 
 Peak memory: `torch.cuda.max_memory_allocated` on CUDA; on the CPU the peak resident set size
-(RSS, sampled every 5 ms by a thread via psutil) above the RSS when the contender started.
+(RSS, sampled every 20 ms by a thread via psutil) above the RSS when the contender started.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class PeakMemory:
         self._stop = threading.Event()
 
         def sample():
-            while not self._stop.wait(0.005):
+            while not self._stop.wait(0.02):
                 self._peak = max(self._peak, process.memory_info().rss)
 
         self._thread = threading.Thread(target=sample, daemon=True)
@@ -241,7 +241,7 @@ def classifier_loss(model, batch):
 
 def run_trainer(name: str, task: str, model, dataset: list[dict], collate, profile: Profile, batch_size: int, device,
                 precision: str, sampling: str = "random") -> Result:
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     total = profile.warmup_steps + profile.timed_steps
     clock: dict[str, float] = {}
@@ -262,6 +262,7 @@ def run_trainer(name: str, task: str, model, dataset: list[dict], collate, profi
             train_sampling_strategy=sampling, dataloader_pin_memory=device.type == "cuda", seed=0,
         )
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=tally, callbacks=[StepClock()])
+        trainer.remove_callback(PrinterCallback)  # its end-of-training dict would interleave with the table
         with PeakMemory(device) as memory:
             trainer.train()
     samples, real, padded = tally.window(profile.warmup_steps, total)
@@ -367,9 +368,7 @@ def inference_timing(model: Classifier, tokens: TokenizedTexts, pad_id: int, bat
 
 def run(profile: Profile, device: torch.device) -> dict:
     quiet_transformers()
-    precision = resolve_precision(profile.precision, device) if profile.precision == "auto" else profile.precision
-    if profile.precision == "auto" and device.type == "cpu":
-        precision = "bf16"  # the GPU profile's autocast path, exercised on the CPU by --tiny
+    precision = resolve_precision(profile.precision, device)  # auto: bf16/fp16 on CUDA, fp32 on a CPU dry run
     tokenizer = load_tokenizer(resolve_model("packaged-minilm"))
     texts, labels = bundled_texts(profile.tokenize_rows)
     most_rows = max(profile.batch_sizes) * (profile.warmup_steps + profile.timed_steps)
@@ -382,7 +381,7 @@ def run(profile: Profile, device: torch.device) -> dict:
         labels = labels[:most_rows]
         lm_tokens = tokenize(tokenizer, texts[:most_rows])  # whole comments, no special tokens: the LM corpus
     report = {"profile": asdict(profile), "device": describe(device), "precision": precision, "date": time.strftime("%Y-%m-%d"),
-              "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "sampled RSS growth (psutil, 5 ms)",
+              "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "sampled RSS growth above the start (psutil, every 20 ms)",
               "median_length": float(np.median(tokens.lengths)), "mean_length": float(tokens.lengths.mean()), "results": []}
     model = None
     for batch_size in profile.batch_sizes:

@@ -166,6 +166,8 @@ def main(runs: list[str], name: str, method: str = "rank", runs_dir: str = "runs
     n_folds = int(fold_of.max()) + 1
     fold_auc = [task.score(labels[fold_of == k], oof[fold_of == k], task.label_columns)["score"] for k in range(n_folds)]
 
+    if (out / "config.toml").is_file():
+        raise RunError(f"{out}: is a training run, not a blend; choose a new --name")
     if out.is_dir() and (out / "metrics.json").is_file():
         old = read_json(out / "metrics.json")
         if old.get("members") != runs or old.get("method") != method:

@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import torch
 
+from . import distributed
 from .batching import LengthBucketBatchSampler, MaskingCollator, pack_blocks
 from .config import Config
 from .engine import (autocast, make_optimizer, make_scaler, make_scheduler, move, param_groups,
@@ -73,11 +74,13 @@ def perplexity(model, blocks: np.ndarray, tokenizer, cfg: Config, device, precis
 
 def loader(blocks: np.ndarray, collate: MaskingCollator, batch_size: int, seed: int, pin: bool):
     sampler = LengthBucketBatchSampler(np.zeros(len(blocks)), batch_size, bucket_size=1, seed=seed)
-    return torch.utils.data.DataLoader(range(len(blocks)), batch_sampler=sampler, collate_fn=collate, pin_memory=pin)
+    return torch.utils.data.DataLoader(range(len(blocks)), batch_sampler=distributed.shard(sampler), collate_fn=collate, pin_memory=pin)
 
 
 def main(cfg: Config) -> dict:
-    run = open_run(cfg)
+    distributed.init_from_env()  # under torchrun: join the process group; else nothing
+    with distributed.main_first():
+        run = open_run(cfg)
     out = lm_dir(run)
     if is_complete(run):
         metrics = read_json(out / "lm_metrics.json")
@@ -86,11 +89,12 @@ def main(cfg: Config) -> dict:
     if cfg.lm.epochs <= 0:
         raise RunError("lm.epochs = 0: nothing to train (set --set lm.epochs=N)")
     seed_everything(cfg.run.seed)
-    device = resolve_device(cfg.run.device)
+    device = distributed.local_device(resolve_device(cfg.run.device))
     precision = resolve_precision(cfg.lm.precision, device)
     model_path = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(model_path)
-    train_blocks, heldout_blocks, corpus_tokens = build_corpus(run, tokenizer)
+    with distributed.main_first():  # one writer for the tokenization cache
+        train_blocks, heldout_blocks, corpus_tokens = build_corpus(run, tokenizer)
     log.info("lm: corpus %d tokens → %d blocks of %d (%d held out)", corpus_tokens, len(train_blocks) + len(heldout_blocks), cfg.lm.block_size, len(heldout_blocks))
 
     model, fresh_head = load_masked_lm(model_path)
@@ -107,11 +111,12 @@ def main(cfg: Config) -> dict:
     total_steps = cfg.lm.epochs * math.ceil(len(batches) / cfg.lm.grad_accum)
     scheduler = make_scheduler(optimizer, total_steps, cfg.lm.warmup_ratio)
     scaler = make_scaler(device, precision)
+    train_module, train_loss = distributed.wrap(model, masked_lm_loss, device)  # DDP under torchrun, else as is
     history, seconds, tokens = [], 0.0, 0
     for epoch in range(cfg.lm.epochs):
         collate.set_epoch(epoch)  # a fresh mask every epoch (Gururangan et al. 2020; RoBERTa's dynamic masking)
         batches.batch_sampler.set_epoch(epoch)
-        stats = train_epoch(model, batches, masked_lm_loss, optimizer, scheduler, scaler, device, precision,
+        stats = train_epoch(train_module, batches, train_loss, optimizer, scheduler, scaler, device, precision,
                             cfg.lm.grad_accum, cfg.lm.max_grad_norm, cfg.train.log_every,
                             desc=f"lm epoch {epoch + 1}/{cfg.lm.epochs}", progress=cfg.run.progress)
         seconds += stats.seconds
@@ -121,6 +126,9 @@ def main(cfg: Config) -> dict:
     ppl_after = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)
     log.info("lm: held-out perplexity after: %.1f (before %.1f)", ppl_after, ppl_before)
 
+    if not distributed.is_main():  # rank 0 saves; the others wait until lm/ is complete
+        distributed.barrier()
+        return read_json(out / "lm_metrics.json")
     tmp = out.with_name("lm.tmp")  # written whole, then renamed: a crash never leaves a half model in lm/
     shutil.rmtree(tmp, ignore_errors=True)
     model.to("cpu").save_pretrained(tmp)
@@ -141,4 +149,5 @@ def main(cfg: Config) -> dict:
     write_json(tmp / "lm_metrics.json", metrics)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+    distributed.barrier()
     return metrics

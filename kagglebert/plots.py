@@ -3,6 +3,8 @@ and returns a matplotlib Figure; nothing is shown or saved here, so the notebook
 tests can save them."""
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -66,27 +68,34 @@ def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS) -
     return fig
 
 
-def lm_loss_curve(lm_metrics: dict, log_every: int) -> Figure:
-    """Masked-LM training loss, one point per `log_every` optimizer steps, over all epochs."""
+def lm_loss_curve(lm_metrics: dict, cfg) -> Figure:
+    """Masked-LM training loss, one point per `train.log_every` batches (the last window of an
+    epoch may be shorter), over all epochs; dashed: the held-out loss before and after."""
     fig, ax = _figure()
-    step = 0
+    log_every = cfg.train.log_every
+    steps_per_epoch = math.ceil(lm_metrics["train_blocks"] / cfg.lm.batch_size)
     for epoch in lm_metrics["epochs"]:
         curve = epoch["loss_curve"]
-        steps = step + log_every * np.arange(1, len(curve) + 1)
-        ax.plot(steps, curve, marker="o", markersize=3, label=f"epoch {epoch['epoch']}")
-        step = int(steps[-1]) if len(curve) else step
-    ax.set(title="Masked-LM training loss", xlabel=f"batch (one point per {log_every})", ylabel="cross-entropy at masked tokens")
-    ax.legend()
+        ends = np.minimum(log_every * np.arange(1, len(curve) + 1), steps_per_epoch)
+        ax.plot((epoch["epoch"] - 1) * steps_per_epoch + ends, curve, marker="o", markersize=3, label=f"training, epoch {epoch['epoch']}")
+    for key, colour in (("perplexity_before", "tab:gray"), ("perplexity_after", "tab:green")):
+        # perplexity = exp(cross-entropy): the held-out loss on the same scale as the curve
+        ax.axhline(math.log(lm_metrics[key]), color=colour, linestyle="--", linewidth=1,
+                   label=f"held-out, {key.split('_')[1]} ({math.log(lm_metrics[key]):.2f})")
+    ax.set(title="Masked-LM loss", xlabel="batch", ylabel="cross-entropy at masked tokens")
+    ax.legend(fontsize=8)
     return fig
 
 
 def perplexity(lm_metrics: dict) -> Figure:
-    """Held-out perplexity before and after LM fine-tuning (log scale: it often drops by orders)."""
+    """Held-out perplexity before and after LM fine-tuning (log scale: a fresh MLM head starts
+    near the vocabulary size, a trained one in the tens)."""
     fig, ax = _figure(5.0, 4.0)
     values = [lm_metrics["perplexity_before"], lm_metrics["perplexity_after"]]
     bars = ax.bar(["before", "after"], values, color=["tab:gray", "tab:green"])
     ax.bar_label(bars, labels=[f"{v:,.1f}" for v in values])
     ax.set_yscale("log")
+    ax.set_ylim(1, 3 * max(values))  # bars start at perplexity 1, the floor, so their heights compare
     ax.set(title="Held-out masked-LM perplexity", xlabel="LM fine-tuning", ylabel="perplexity (log scale)")
     return fig
 
@@ -109,7 +118,7 @@ def oof_roc_curves(oof) -> Figure:
 def lr_schedule(lrs: np.ndarray, title: str = "Learning rate used (top encoder layer)") -> Figure:
     fig, ax = _figure()
     ax.plot(np.arange(1, len(lrs) + 1), lrs, marker="." if len(lrs) < 50 else None)
-    ax.set(title=title, xlabel="optimizer step", ylabel="learning rate")
+    ax.set(title=title, xlabel="optimizer step", ylabel="learning rate after the step")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     return fig
 
@@ -141,9 +150,10 @@ def fold_correlation(correlation: pd.DataFrame) -> Figure:
     ax.set_yticks(range(len(names)), names)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{correlation.iloc[i, j]:.3f}", ha="center", va="center", fontsize=9, color="gray")
+            value = correlation.iloc[i, j]
+            ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=9, color="white" if value < 0.6 else "black")
     ax.set(title="Test predictions: rank correlation between folds", xlabel="fold model", ylabel="fold model")
-    fig.colorbar(image, ax=ax, shrink=0.8, label="Spearman correlation")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="Spearman correlation (mean over labels)")
     return fig
 
 

@@ -154,9 +154,11 @@ def fold_test_predictions(cfg: Config) -> dict:
     frames = [pd.read_csv(_require(_fold_file(cfg, k, "test.csv"), f"train fold {k} first"), dtype={task.id_column: str})
               for k in range(cfg.data.n_folds)]
     stacked = np.stack([f[task.label_columns].to_numpy() for f in frames])  # folds × rows × labels
-    # correlation of two folds' predictions, over every (row, label) cell, rank-based: AUC only sees order
-    ranks = pd.DataFrame({f"fold {k}": pd.Series(stacked[k].ravel()).rank().to_numpy() for k in range(len(frames))})
-    correlation = ranks.corr()
+    # Spearman (AUC only sees order) between two folds' predictions, per label, then the mean
+    # over labels: pooling labels would measure their different base rates, not agreement
+    names = [f"fold {k}" for k in range(len(frames))]
+    correlation = sum(pd.DataFrame(stacked[:, :, j].T, columns=names).corr(method="spearman")
+                      for j in range(len(task.label_columns))) / len(task.label_columns)
     blended = frames[0][[task.id_column]].copy()
     blended[task.label_columns] = stacked.mean(0)
     saved = pd.read_csv(_require(_folder(cfg) / "test_pred.csv", "finish k-fold training first"), dtype={task.id_column: str})

@@ -55,7 +55,7 @@ def build_submission(pred: pd.DataFrame, pred_path: Path, sample: pd.DataFrame, 
         bad = ~((values >= 0.0) & (values <= 1.0))  # NaN fails both comparisons
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{pred_path}: id {out[id_col].iloc[row]!r}, column {column!r}: value {out[column].iloc[row]!r} is not a probability in [0, 1]")
+            raise DataError(f"{pred_path}: id {out[id_col].iloc[row]!r}, column {column!r}: value {out[column].iloc[row]} is not a probability in [0, 1]")  # str(): "nan", not numpy's repr "np.float64(nan)"
         out[column] = values
     return out
 

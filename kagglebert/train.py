@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import distributed
 from . import lm as lm_stage
 from .batching import LengthBucketBatchSampler, PadCollator
 from .config import Config
@@ -27,7 +28,7 @@ from .data import CompetitionData
 from .engine import (make_optimizer, make_scaler, make_scheduler, param_groups, resolve_device,
                      resolve_precision, seed_everything, train_epoch)
 from .errors import RunError
-from .modeling import build_classifier, predict
+from .modeling import build_classifier
 from .paths import cache_dir, resolve_model
 from .runs import Run, open_run, read_json, write_json
 from .tokenization import load_tokenizer, tokenize
@@ -60,14 +61,14 @@ def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarr
     cfg, task = run.cfg, run.task
     tc = cfg.train
     seed_everything(cfg.run.seed + fold)
-    device = resolve_device(cfg.run.device)
+    device = distributed.local_device(resolve_device(cfg.run.device))
     precision = resolve_precision(tc.precision, device)
     model = build_classifier(checkpoint, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
 
     fold_tokens = tokens.subset(train_rows)
     sampler = LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold)
     collate = PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple)
-    batches = torch.utils.data.DataLoader(range(len(train_rows)), batch_sampler=sampler, collate_fn=collate, pin_memory=device.type == "cuda")
+    batches = torch.utils.data.DataLoader(range(len(train_rows)), batch_sampler=distributed.shard(sampler), collate_fn=collate, pin_memory=device.type == "cuda")
     optimizer = make_optimizer(param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay), device)
     total_steps = tc.epochs * math.ceil(len(batches) / tc.grad_accum)
     scheduler = make_scheduler(optimizer, total_steps, tc.warmup_ratio, tc.schedule, tc.stlr_ratio)
@@ -76,18 +77,20 @@ def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarr
     def compute_loss(model, batch):
         return task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
 
+    train_module, train_loss = distributed.wrap(model, compute_loss, device)  # DDP under torchrun, else as is
+
     valid_tokens = tokens.subset(valid_rows)
     best = {"score": -math.inf}
     history, seconds, samples, lr_factors = [], 0.0, 0, []
     for epoch in range(tc.epochs):
         sampler.set_epoch(epoch)
-        stats = train_epoch(model, batches, compute_loss, optimizer, scheduler, scaler, device, precision,
+        stats = train_epoch(train_module, batches, train_loss, optimizer, scheduler, scaler, device, precision,
                             tc.grad_accum, tc.max_grad_norm, tc.log_every,
                             desc=f"fold {fold} epoch {epoch + 1}/{tc.epochs}", progress=cfg.run.progress)
         seconds += stats.seconds
         samples += stats.samples
         lr_factors += stats.lr_factors
-        valid_pred = predict(model, valid_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
+        valid_pred = distributed.predict(model, valid_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
         scored = task.score(labels[valid_rows], valid_pred, task.label_columns)
         history.append({"epoch": epoch + 1, "train_loss": stats.loss, "score": scored["score"], "samples_per_s": stats.samples_per_s, "loss_curve": stats.loss_curve})
         log.info("fold %d epoch %d/%d: loss %.4f, valid %s %.4f, %.0f samples/s", fold, epoch + 1, tc.epochs, stats.loss, task.metric_name, scored["score"], stats.samples_per_s)
@@ -96,8 +99,8 @@ def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarr
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if epoch + 1 < tc.epochs else None}
     if best["state"] is not None:  # an earlier epoch won: predict the test set with its weights
         model.load_state_dict(best["state"])
-    test_pred = predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
-    del model, optimizer, scheduler, batches, best["state"]
+    test_pred = distributed.predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
+    del model, train_module, optimizer, scheduler, batches, best["state"]
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -116,16 +119,19 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
     checkpoint = start_checkpoint(run)
     tokenizer = load_tokenizer(checkpoint)
     tok_args = dict(max_length=cfg.model.max_length, truncation=cfg.model.truncation, head_tokens=cfg.model.head_tokens, cache_dir=cache_dir(cfg))
-    tokens = tokenize(tokenizer, data.train_texts, **tok_args)
-    test_tokens = tokenize(tokenizer, data.test_texts, **tok_args)
+    with distributed.main_first():  # one writer for the tokenization cache
+        tokens = tokenize(tokenizer, data.train_texts, **tok_args)
+        test_tokens = tokenize(tokenizer, data.test_texts, **tok_args)
     labels = data.labels
     fold_of = folds["fold"].to_numpy()
     for fold in todo:
         start = time.perf_counter()
         result = train_fold(run, fold, np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold),
                             tokens, test_tokens, labels, checkpoint, tokenizer.pad_token_id)
-        save_fold(run, data, fold, np.flatnonzero(fold_of == fold), result["valid_pred"], result["test_pred"],
-                  {**result["record"], "wall_seconds": time.perf_counter() - start})
+        if distributed.is_main():
+            save_fold(run, data, fold, np.flatnonzero(fold_of == fold), result["valid_pred"], result["test_pred"],
+                      {**result["record"], "wall_seconds": time.perf_counter() - start})
+        distributed.barrier()
 
 
 def save_fold(run: Run, data: CompetitionData, fold: int, valid_rows: np.ndarray, valid_pred: np.ndarray, test_pred: np.ndarray, record: dict) -> None:
@@ -177,13 +183,16 @@ def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
 
 
 def main(cfg: Config) -> dict | None:
-    run = open_run(cfg)
+    distributed.init_from_env()  # under torchrun: join the process group; else nothing
+    with distributed.main_first():
+        run = open_run(cfg)
     if run.path("metrics.json").is_file():
         metrics = read_json(run.path("metrics.json"))
         log.info("train: reusing %s (OOF %s %.4f)", run.path("metrics.json"), run.task.metric_name, metrics["oof_auc"])
         return metrics
-    data = run.load_data()
-    folds = run.folds(data)
+    with distributed.main_first():  # rank 0 writes folds.csv, the others read it
+        data = run.load_data()
+        folds = run.folds(data)
     wanted = cfg.train.folds or list(range(cfg.data.n_folds))
     bad = [k for k in wanted if not 0 <= k < cfg.data.n_folds]
     if bad:
@@ -199,6 +208,8 @@ def main(cfg: Config) -> dict | None:
             from .baselines import fit_baseline  # tfidf / features: same folds, files and metrics
 
             fit_baseline(run, data, folds, todo)
+    if not distributed.is_main():  # rank 0 assembles and writes the run's files
+        return None
     if not all(fold_path(run, k, "record.json").is_file() for k in range(cfg.data.n_folds)):
         log.info("train: folds %s done; train the others for oof.csv and metrics.json", wanted)
         return None

@@ -93,7 +93,7 @@ plots.perplexity(lm_metrics)
 # more LM epochs could help (Gururangan et al. 2020 ran 100 over the task text).
 
 # %%
-plots.lm_loss_curve(lm_metrics, itpt.train.log_every)
+plots.lm_loss_curve(lm_metrics, itpt)
 
 # %% [markdown]
 # ## What the model predicts for a masked word, before and after

@@ -24,6 +24,7 @@ def read_raw_csv(path: Path) -> pd.DataFrame:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised BertForMaskedLM (hidden 32, 2 layers, 2 heads) with the packaged
     MiniLM's tokenizer, saved like any checkpoint folder: the pipeline loads it by path."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("packaged-minilm"), use_fast=True)
@@ -36,9 +37,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
     )
-    import torch
-
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # the same tiny weights every session
     model = BertForMaskedLM(config)
     folder = tmp_path_factory.mktemp("tiny-bert")
     model.save_pretrained(folder)
@@ -83,7 +82,10 @@ def broken_copy(sample_dir, tmp_path):
 
 def cli_env() -> dict:
     env = dict(os.environ)
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
+    # offline: a test must never reach the hub; one thread: a hidden-32 model gains nothing from
+    # more, and spinning OpenMP threads slow everyone down on a shared 2-core machine
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     return env
 
 

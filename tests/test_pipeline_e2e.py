@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from kagglebert.config import tomllib  # tomli on Python 3.10
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from kagglebert.config import tomllib  # tomli on Python 3.10
 from kagglebert.tasks import JIGSAW_TOXIC_2018
+
+from conftest import read_raw_csv
 
 LABELS = JIGSAW_TOXIC_2018.label_columns
 # the LM corpus without the 600 (long) test comments: the e2e run stays well under a minute on 2 cores
@@ -128,8 +130,20 @@ def test_changed_config_under_same_name_is_refused(e2e, run_cli):
     assert e2e["submission"].read_bytes() == before
 
 
-def test_resumed_training_skips_finished_folds(tmp_path, sample_dir, tiny_model_dir, run_cli, small_run_args):
-    base = ["--config", "configs/demo.toml", *small_run_args(sample_dir, tiny_model_dir, tmp_path, **{"lm.epochs": 0, "run.name": "resume"})]
+@pytest.fixture()
+def short_test_dir(sample_dir, tmp_path):
+    """The sample with only 100 test rows: resuming is about folds, not about test predictions."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.csv").write_bytes((sample_dir / "train.csv").read_bytes())
+    for name in ("test.csv", "sample_submission.csv"):
+        read_raw_csv(sample_dir / name).head(100).to_csv(folder / name, index=False)
+    return folder
+
+
+def test_resumed_training_skips_finished_folds(tmp_path, short_test_dir, tiny_model_dir, run_cli, small_run_args):
+    overrides = {"lm.epochs": 0, "run.name": "resume", "data.max_rows": 120}
+    base = ["--config", "configs/demo.toml", *small_run_args(short_test_dir, tiny_model_dir, tmp_path, **overrides)]
     run = tmp_path / "runs" / "resume"
 
     first = run_cli("train", *base, "--set", "train.folds=[0]")
@@ -147,4 +161,4 @@ def test_resumed_training_skips_finished_folds(tmp_path, sample_dir, tiny_model_
     assert record.stat().st_mtime_ns == stamp
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["fold_auc"]) == 2 and 0 <= metrics["oof_auc"] <= 1
-    assert len(pd.read_csv(run / "oof.csv")) == 200
+    assert len(pd.read_csv(run / "oof.csv")) == 120

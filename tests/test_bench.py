@@ -1,0 +1,59 @@
+"""The benchmark measures what it says: padding counted per batch, synthetic lengths shaped like the
+competition's, and a whole (micro-sized) run in one process with every contender and JSON key."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from kagglebert import bench
+from kagglebert.batching import PadCollator
+from kagglebert.tokenization import TokenizedTexts
+
+
+def test_tally_counts_real_and_padded_tokens_per_batch():
+    flat = np.arange(1, 11, dtype=np.int32)
+    tokens = TokenizedTexts(flat, np.array([0, 2, 7, 10]), np.array([2, 5, 3]))
+    tally = bench.Tally(PadCollator(tokens, pad_id=0, pad_multiple=8))
+    tally([0, 1])
+    tally([2])
+    assert tally.batches == [(2, 7, 16), (1, 3, 8)]
+    assert tally.window(1, 2) == (1, 3, 8)
+    result = bench.Result("x", "cls", 2, 1, 2.0, *tally.window(0, 2), peak_mib=0.0)
+    assert abs(result.padding_fraction - (1 - 10 / 24)) < 1e-9
+    assert result.samples_per_s == 1.5 and result.tokens_per_s == 5.0
+
+
+def test_synthetic_lengths_follow_the_competition():
+    tokens = bench.synthetic_tokens(20_000, 256, 30522, cls_id=101, sep_id=102, seed=0)
+    assert 44 <= np.median(tokens.full_lengths) <= 52
+    assert 84 <= tokens.full_lengths.mean() <= 100
+    assert tokens.lengths.max() == 256 and tokens[0][0] == 101 and tokens[0][-1] == 102
+
+
+def test_micro_run_reports_every_contender(tmp_path, monkeypatch):
+    torch.set_num_threads(1)  # the machine is shared; the numbers do not matter here
+    profile = bench.Profile("micro", hidden=32, layers=1, heads=2, intermediate=64, max_length=64, batch_sizes=(4,),
+                            warmup_steps=1, timed_steps=2, precision="fp32", synthetic=False, tokenize_rows=120)
+    report = bench.run(profile, torch.device("cpu"))
+    names = [r["contender"] for r in report["results"]]
+    assert names == [
+        "Trainer, padded to max length", "Trainer, dynamic padding + group by length",
+        "kagglebert, buckets, exact lengths", "kagglebert, buckets, lengths to a multiple of 8",
+        "Trainer, packed blocks (run_mlm.py)", "kagglebert, packed, loss at masked positions only",
+    ]
+    rows = {r["contender"]: r for r in report["results"]}
+    for r in report["results"]:
+        assert r["steps"] == 2 and r["seconds"] > 0 and r["samples"] > 0
+    padded = rows["Trainer, padded to max length"]
+    assert padded["padded_tokens"] == 2 * 4 * 64  # every row padded to max_length
+    assert rows["kagglebert, buckets, lengths to a multiple of 8"]["padding_fraction"] < padded["padding_fraction"]
+    assert rows["Trainer, packed blocks (run_mlm.py)"]["padding_fraction"] == 0.0
+    assert padded["ratio"] == 1.0
+    assert report["cls_ratio_vs_trainer_padded"] == rows["kagglebert, buckets, lengths to a multiple of 8"]["ratio"]
+    assert report["tokenize_cache_speedup"] > 1.0
+    assert report["inference"]["comments"] == 4 * 3
+    text = bench.table(report)
+    assert "tokenize_cache_speedup" in text and "Trainer, padded to max length" in text
+    json.dumps(report)  # the report is what --json writes

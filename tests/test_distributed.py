@@ -1,0 +1,125 @@
+"""Two CPU processes (gloo) through `kagglebert.distributed` end in the same weights as one process
+stepping on the same global batches; the sharded sampler gives every rank the same number of batches."""
+from __future__ import annotations
+
+import copy
+import os
+import socket
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from kagglebert import distributed
+from kagglebert.batching import LengthBucketBatchSampler, PadCollator
+from kagglebert.engine import make_scaler, make_scheduler, train_epoch
+from kagglebert.modeling import Classifier
+from kagglebert.tasks import bce_loss
+from kagglebert.tokenization import load_tokenizer, tokenize
+
+TEXTS = [f"comment number {i} says " + "something rather long " * (i % 7) for i in range(16)]
+PER_RANK_BATCH = 4
+WORLD = 2
+
+
+def test_sharded_sampler_splits_batches_evenly():
+    base = LengthBucketBatchSampler(np.arange(23), batch_size=4, bucket_size=2, seed=3)  # 6 batches, the last short
+    shards = [list(distributed.ShardedBatchSampler(base, r, WORLD)) for r in range(WORLD)]
+    everything = list(base)
+    assert [len(s) for s in shards] == [3, 3]
+    assert shards[0] == everything[0::2] and shards[1] == everything[1::2]
+    odd = LengthBucketBatchSampler(np.arange(20), batch_size=4, bucket_size=2, seed=3)  # 5 batches
+    assert [len(list(distributed.ShardedBatchSampler(odd, r, WORLD))) for r in range(WORLD)] == [2, 2]
+    assert len(distributed.ShardedBatchSampler(odd, 0, WORLD)) == 2
+
+
+def test_helpers_are_no_ops_in_one_process():
+    assert not distributed.init_from_env() or os.environ.get("WORLD_SIZE", "1") != "1"
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
+    sampler = LengthBucketBatchSampler(np.arange(8), 4)
+    assert distributed.shard(sampler) is sampler
+    model = torch.nn.Linear(2, 1)
+    assert distributed.wrap(model, bce_loss, torch.device("cpu"))[0] is model
+
+
+def build(model_dir: str, tokens, labels, pad_id: int):
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    encoder = AutoModel.from_pretrained(model_dir, add_pooling_layer=False, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = Classifier(encoder, n_labels=6, dropout=0.0)
+    return model, PadCollator(tokens, pad_id, labels, pad_multiple=8)
+
+
+def data(model_dir: str):
+    tokenizer = load_tokenizer(model_dir)
+    tokens = tokenize(tokenizer, TEXTS, max_length=32, truncation="head")
+    labels = (np.arange(len(TEXTS) * 6).reshape(-1, 6) % 5 == 0).astype(np.float32)
+    return tokens, labels, tokenizer.pad_token_id
+
+
+def compute_loss(model, batch):
+    return bce_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+
+
+def optimizer_parts(model, loader, device=torch.device("cpu")):
+    """AdamW with a constant learning rate over the loader's steps, and a pass-through scaler."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = make_scheduler(optimizer, total_steps=len(loader), warmup_ratio=0.0, kind="constant")
+    return optimizer, scheduler, make_scaler(device, "fp32")
+
+
+def worker(rank: int, port: int, model_dir: str, out: str) -> None:
+    os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    assert distributed.init_from_env()
+    try:
+        tokens, labels, pad_id = data(model_dir)
+        model, collate = build(model_dir, tokens, labels, pad_id)
+        sampler = LengthBucketBatchSampler(tokens.lengths, PER_RANK_BATCH, bucket_size=2, seed=0)
+        loader = torch.utils.data.DataLoader(range(len(TEXTS)), batch_sampler=distributed.shard(sampler), collate_fn=collate)
+        module, loss_fn = distributed.wrap(model, compute_loss, torch.device("cpu"))
+        optimizer, scheduler, scaler = optimizer_parts(model, loader)
+        stats = train_epoch(module, loader, loss_fn, optimizer, scheduler, scaler, torch.device("cpu"), "fp32", progress=False, log_every=1)
+        predictions = distributed.predict(model, tokens, pad_id, 3, torch.device("cpu"), "fp32")
+        if distributed.is_main():
+            torch.save({"state": model.state_dict(), "loss_curve": stats.loss_curve, "predictions": predictions}, out)
+        distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_match_one_process_on_the_global_batch(tiny_model_dir, tmp_path):
+    out = tmp_path / "rank0.pt"
+    mp.spawn(worker, args=(free_port(), str(tiny_model_dir), str(out)), nprocs=WORLD, join=True)
+    result = torch.load(out, weights_only=False)
+
+    # one process, the same seeds: global batch k = rank 0's k-th batch + rank 1's k-th batch
+    tokens, labels, pad_id = data(str(tiny_model_dir))
+    model, collate = build(str(tiny_model_dir), tokens, labels, pad_id)
+    start = copy.deepcopy(model.state_dict())
+    batches = list(LengthBucketBatchSampler(tokens.lengths, PER_RANK_BATCH, bucket_size=2, seed=0))
+    global_batches = [batches[i] + batches[i + 1] for i in range(0, len(batches) - 1, WORLD)]
+    loader = torch.utils.data.DataLoader(range(len(TEXTS)), batch_sampler=global_batches, collate_fn=collate)
+    optimizer, scheduler, scaler = optimizer_parts(model, loader)
+    stats = train_epoch(model, loader, compute_loss, optimizer, scheduler, scaler, torch.device("cpu"), "fp32", progress=False, log_every=1)
+
+    assert len(global_batches) == 2 and len(result["loss_curve"]) == 2
+    # each rank logs the loss of its own half; what must agree is the update (all-reduced gradients)
+    changed = 0
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(result["state"][name], value, rtol=1e-4, atol=5e-6, msg=name)
+        changed += int(not torch.equal(value, start[name]))
+    assert changed > 10
+    assert np.isfinite(result["loss_curve"]).all() and np.isfinite(stats.loss_curve).all()
+    # the gathered predictions cover every row, in the original order
+    from kagglebert.modeling import predict
+
+    expected = predict(model, tokens, pad_id, 3, torch.device("cpu"), "fp32")
+    np.testing.assert_allclose(result["predictions"], expected, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,85 @@
+"""The fast path computes the same thing as the plain one: the masked-LM loss that projects only the
+masked positions, mean pooling over a padded batch, and gradient accumulation."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from kagglebert.batching import MaskingCollator, PadCollator, pack_blocks
+from kagglebert.engine import make_scaler, make_scheduler, train_epoch
+from kagglebert.modeling import Classifier, masked_lm_loss
+from kagglebert.tasks import bce_loss
+from kagglebert.tokenization import tokenize
+
+TEXTS = [
+    "You are a wonderful person and I thank you for the edits.",
+    "Stop it.",
+    "This article is a mess; the sources in the second section do not say what the text claims they say.",
+    "ok",
+    "Please read the talk page before you revert again, the consensus there was clear enough for everybody involved.",
+    "Why?",
+]
+NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+@pytest.fixture(scope="module")
+def tokens(tokenizer):
+    return tokenize(tokenizer, TEXTS, max_length=32, truncation="head")
+
+
+def test_masked_lm_loss_equals_full_projection_loss(tiny_model_dir, tokenizer):
+    from transformers import BertForMaskedLM
+
+    model = BertForMaskedLM.from_pretrained(tiny_model_dir).eval()
+    blocks = pack_blocks(tokenize(tokenizer, TEXTS * 3), 16, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    batch = MaskingCollator(blocks, tokenizer, probability=0.3, seed=0)(list(range(len(blocks))))
+    assert (batch["labels"] != -100).sum() > 5
+    with torch.no_grad():
+        fast = masked_lm_loss(model, batch)
+        reference = model(**batch).loss
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_mean_pooling_on_a_padded_batch_equals_rows_alone(tiny_model_dir, tokens, tokenizer):
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    model = Classifier(AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False), n_labels=6, pooling="mean").eval()
+    batch = PadCollator(tokens, tokenizer.pad_token_id, pad_multiple=8)(list(range(len(tokens))))
+    assert (batch["attention_mask"] == 0).any()  # the batch really has padding
+    with torch.no_grad():
+        padded = model(batch["input_ids"], batch["attention_mask"])
+        alone = torch.cat([model(torch.as_tensor(tokens[i], dtype=torch.long)[None], torch.ones(1, len(tokens[i]), dtype=torch.long))
+                           for i in range(len(tokens))])
+    torch.testing.assert_close(padded, alone, rtol=1e-4, atol=1e-5)
+
+
+def one_update(model, batches, grad_accum: int) -> Classifier:
+    """`train_epoch` over `batches` with a constant learning rate: one optimizer step in these tests."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = make_scheduler(optimizer, total_steps=1, warmup_ratio=0.0, kind="constant")
+    device = torch.device("cpu")
+    stats = train_epoch(model, batches, lambda m, b: bce_loss(m(b["input_ids"], b["attention_mask"]), b["labels"]),
+                        optimizer, scheduler, make_scaler(device, "fp32"), device, "fp32", grad_accum=grad_accum,
+                        max_grad_norm=1.0, progress=False)
+    assert len(stats.lr_factors) == 1  # exactly one optimizer step
+    return model
+
+
+def test_gradient_accumulation_equals_one_step_on_the_concatenated_batch(tiny_model_dir, tokens, tokenizer):
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    start = Classifier(AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False, **NO_DROPOUT), n_labels=6, dropout=0.0)
+    labels = (np.arange(len(tokens) * 6).reshape(len(tokens), 6) % 3 == 0).astype(np.float32)
+    collate = PadCollator(tokens, tokenizer.pad_token_id, labels, pad_multiple=8)
+    accumulated = one_update(copy.deepcopy(start), [collate([0, 1, 2]), collate([3, 4, 5])], grad_accum=2)
+    whole = one_update(copy.deepcopy(start), [collate([0, 1, 2, 3, 4, 5])], grad_accum=1)
+    moved = 0
+    for (name, a), b, s in zip(accumulated.named_parameters(), whole.parameters(), start.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6, msg=name)
+        moved += int(not torch.equal(a, s))
+    assert moved > 10  # the step changed the weights: the comparison is not between two untouched models
