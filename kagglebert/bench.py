@@ -58,15 +58,17 @@ class Profile:
     precision: str  # fp32 | auto (bf16 where supported, else fp16)
     synthetic: bool  # synthetic token ids with the competition's length distribution
     tokenize_rows: int  # bundled train rows for the tokenization timing
+    pool_batches: int = 200  # rows = this many batches, so length grouping (ours and Trainer's, 50-batch
+    # mega-batches) works on the pools it would see in a real epoch; only the timed steps are run
     lr: float = 5e-5
 
 
 QUICK = Profile("quick", hidden=128, layers=2, heads=4, intermediate=512, max_length=256, batch_sizes=(32,),
-                warmup_steps=2, timed_steps=8, precision="fp32", synthetic=False, tokenize_rows=4000)
+                warmup_steps=2, timed_steps=8, precision="fp32", synthetic=False, tokenize_rows=6400)
 GPU = Profile("gpu", hidden=768, layers=12, heads=12, intermediate=3072, max_length=256, batch_sizes=(32, 128),
               warmup_steps=20, timed_steps=120, precision="auto", synthetic=True, tokenize_rows=12000)
 # the GPU profile's code path at a size a CPU runs in about a minute (a dry run, not a measurement)
-TINY = dict(hidden=64, layers=2, heads=2, intermediate=128, batch_sizes=(8, 16), warmup_steps=1, timed_steps=3, tokenize_rows=1000)
+TINY = dict(hidden=64, layers=2, heads=2, intermediate=128, batch_sizes=(8, 16), warmup_steps=1, timed_steps=3, tokenize_rows=1000, pool_batches=8)
 
 N_LABELS = len(JIGSAW_TOXIC_2018.label_columns)
 
@@ -277,7 +279,7 @@ def classifier_rows(tokens: TokenizedTexts, labels: np.ndarray, tokenizer, profi
                     device, precision: str) -> tuple[list[Result], Classifier]:
     from transformers import BertForSequenceClassification, BertModel, DataCollatorWithPadding
 
-    n_rows = batch_size * (profile.warmup_steps + profile.timed_steps)
+    n_rows = batch_size * max(profile.pool_batches, profile.warmup_steps + profile.timed_steps)
     rows = np.arange(n_rows) % len(tokens)  # cycles when the profile has fewer rows than steps × batch
     tokens, labels = tokens.subset(rows), labels[rows]
     config = bert_config(profile, len(tokenizer), tokenizer.pad_token_id)
@@ -371,7 +373,7 @@ def run(profile: Profile, device: torch.device) -> dict:
     precision = resolve_precision(profile.precision, device)  # auto: bf16/fp16 on CUDA, fp32 on a CPU dry run
     tokenizer = load_tokenizer(resolve_model("packaged-minilm"))
     texts, labels = bundled_texts(profile.tokenize_rows)
-    most_rows = max(profile.batch_sizes) * (profile.warmup_steps + profile.timed_steps)
+    most_rows = max(profile.batch_sizes) * max(profile.pool_batches, profile.warmup_steps + profile.timed_steps)
     if profile.synthetic:
         tokens = synthetic_tokens(most_rows, profile.max_length, len(tokenizer), tokenizer.cls_token_id, tokenizer.sep_token_id, seed=0)
         labels = (np.random.default_rng(1).random((most_rows, N_LABELS)) < 0.1).astype(np.float32)

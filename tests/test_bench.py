@@ -35,7 +35,8 @@ def test_synthetic_lengths_follow_the_competition():
 def test_micro_run_reports_every_contender(tmp_path, monkeypatch):
     torch.set_num_threads(1)  # the machine is shared; the numbers do not matter here
     profile = bench.Profile("micro", hidden=32, layers=1, heads=2, intermediate=64, max_length=64, batch_sizes=(4,),
-                            warmup_steps=1, timed_steps=2, precision="fp32", synthetic=False, tokenize_rows=120)
+                            warmup_steps=1, timed_steps=2, precision="fp32", synthetic=False, tokenize_rows=120,
+                            pool_batches=3)
     report = bench.run(profile, torch.device("cpu"))
     names = [r["contender"] for r in report["results"]]
     assert names == [
@@ -53,7 +54,7 @@ def test_micro_run_reports_every_contender(tmp_path, monkeypatch):
     assert padded["ratio"] == 1.0
     assert report["cls_ratio_vs_trainer_padded"] == rows["kagglebert, buckets, lengths to a multiple of 8"]["ratio"]
     assert report["tokenize_cache_speedup"] > 1.0
-    assert report["inference"]["comments"] == 4 * 3
+    assert report["inference"]["comments"] == 4 * 3  # max(pool, steps) batches of 4
     text = bench.table(report)
     assert "tokenize_cache_speedup" in text and "Trainer, padded to max length" in text
     json.dumps(report)  # the report is what --json writes

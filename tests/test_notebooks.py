@@ -169,3 +169,45 @@ def outputs_text_of(notebook, call: str) -> str:
     """Outputs of the code cell whose source contains `call`."""
     cell = next(c for c in notebook.cells if c.cell_type == "code" and call in c.source)
     return "\n".join(str(v) for o in cell.outputs for v in o.get("data", {}).values())
+
+
+def test_profile_environment_wins_over_the_notebook(monkeypatch):
+    from kagglebert import profiles
+
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    monkeypatch.setenv("KAGGLEBERT_PROFILE", "full")
+    monkeypatch.setenv("KAGGLEBERT_OVERRIDES", "data.max_rows=7 'model.name=/tmp/my model' train.folds=[0,1]")
+    cfg = profiles.load("quick")
+    assert (cfg.run.name, cfg.data.max_rows, cfg.model.name, cfg.train.folds) == ("full", 7, "/tmp/my model", [0, 1])
+    monkeypatch.delenv("KAGGLEBERT_PROFILE")
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES")
+    quick = profiles.load("quick")
+    assert quick.run.name == "quick" and quick.model.name == "packaged-minilm" and quick.data.max_rows > 0
+    assert Path(quick.run.runs_dir) == REPO_ROOT / "runs"  # a clone: the same runs/ from any working folder
+
+
+def test_profile_mistakes_are_config_errors(monkeypatch):
+    from kagglebert import profiles
+    from kagglebert.errors import ConfigError
+
+    monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    with pytest.raises(ConfigError, match="profile 'fast'"):
+        profiles.load("fast")
+    with pytest.raises(ConfigError, match="train.epoch"):
+        profiles.load("quick", ["train.epoch=1"])
+    monkeypatch.setenv("KAGGLEBERT_OVERRIDES", "data.n_folds=1")
+    with pytest.raises(ConfigError, match="n_folds"):
+        profiles.load("quick")
+
+
+def test_the_two_arms_differ_only_in_the_lm_stage(monkeypatch):
+    from kagglebert import profiles
+    from kagglebert.runs import flat
+
+    monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    arms = profiles.variants(profiles.load("quick"))
+    fit, itpt = (flat(arms[k].to_dict()) for k in ("FiT", "ITPT-FiT"))
+    assert {k for k in fit if fit[k] != itpt[k]} == {"run.name", "lm.epochs"}
+    assert (fit["lm.epochs"], itpt["run.name"]) == (0, "quick-itpt") and itpt["lm.epochs"] > 0
