@@ -22,14 +22,19 @@ default). All use a constant learning rate (the schedule costs nothing and the w
 not leave the timed pass at lr 0). Also: `tokenization.tokenize` cold vs cached, and sorted no-grad
 inference (`modeling.predict`) over the timed rows.
 
-Peak memory: `torch.cuda.max_memory_allocated` on CUDA; on the CPU the peak resident set size
-(RSS, sampled every 20 ms by a thread via psutil) above the RSS when the contender started.
+Timing: every contender is warmed up first, then `repeats` rounds of one timed pass each, taken
+round-robin across contenders (so load from other processes falls on all alike); the fastest pass
+is reported, every pass's seconds are in the JSON. Peak memory, per timed pass (the largest over
+the passes), above what was allocated when the pass started (model, optimizer state): on CUDA
+`torch.cuda.max_memory_allocated` minus `memory_allocated` at the start; on the CPU the peak
+resident set size (RSS, sampled every 20 ms by a thread via psutil) minus the RSS at the start.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import copy
+import itertools
 import json
 import logging
 import os
@@ -37,7 +42,7 @@ import platform
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,19 +73,20 @@ class Profile:
     precision: str  # fp32 | auto (bf16 where supported, else fp16)
     synthetic: bool  # synthetic token ids with the competition's length distribution
     tokenize_rows: int  # bundled train rows for the tokenization timing
+    repeats: int = 2  # timed passes per contender, round-robin across contenders; the fastest is reported
     lr: float = 5e-5
 
 
 # max length 128 like configs/demo.toml; a few hundred bundled rows (2 + 8 batches of 32)
 QUICK = Profile("quick", hidden=128, layers=2, heads=4, intermediate=512, max_length=128, batch_sizes=(32,),
-                warmup_batches=2, timed_batches=8, lm_timed_batches=4, precision="fp32", synthetic=False,
+                warmup_batches=2, timed_batches=8, lm_timed_batches=3, precision="fp32", synthetic=False,
                 tokenize_rows=6400)
 GPU = Profile("gpu", hidden=768, layers=12, heads=12, intermediate=3072, max_length=256, batch_sizes=(32, 128),
               warmup_batches=20, timed_batches=120, lm_timed_batches=120, precision="auto", synthetic=True,
               tokenize_rows=12000)
 # the GPU profile's code path at a size a CPU runs in about a minute (a dry run, not a measurement)
 TINY = dict(hidden=64, layers=2, heads=2, intermediate=128, batch_sizes=(8, 16), warmup_batches=1, timed_batches=3,
-            lm_timed_batches=3, tokenize_rows=1000)
+            lm_timed_batches=3, tokenize_rows=1000, repeats=1)
 
 N_LABELS = len(JIGSAW_TOXIC_2018.label_columns)
 
@@ -89,7 +95,7 @@ N_LABELS = len(JIGSAW_TOXIC_2018.label_columns)
 
 
 class PeakMemory:
-    """Peak memory of one contender in MiB: CUDA allocator peak, or sampled RSS growth on the CPU."""
+    """Peak memory of one timed pass in MiB above its start: CUDA allocator peak, or sampled RSS growth on the CPU."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -100,6 +106,7 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)  # other contenders' models stay resident
             return self
         import psutil
 
@@ -118,7 +125,7 @@ class PeakMemory:
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
-            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+            self.peak_mib = (torch.cuda.max_memory_allocated(self.device) - self._base) / 2**20
         else:
             self._stop.set()
             self._thread.join()
@@ -169,6 +176,7 @@ class Result:
     real_tokens: int
     padded_tokens: int
     peak_mib: float
+    pass_seconds: list[float] = field(default_factory=list)  # every timed pass; `seconds` is the fastest
     ratio: float | None = None  # throughput / the Trainer baseline's (samples/s for cls, tokens/s for lm)
 
     @property
@@ -227,38 +235,40 @@ def chunks(rows: np.ndarray, size: int) -> list[list[int]]:
     return [rows[i : i + size].tolist() for i in range(0, len(rows), size)]
 
 
-# ---------------------------------------------------------------- kagglebert contenders
+# ---------------------------------------------------------------- contenders
+#
+# Each contender is a generator: building it and the first `next` warm it up; every further `next`
+# runs one timed pass over the shared timed set and yields its Result. `race` steps them
+# round-robin, so load from other processes on a shared machine falls on all of them alike.
 
 
-def run_own(name: str, task: str, model, warm_batches, warm_collate, timed_batches, timed_collate, compute_loss,
-            profile: Profile, batch_size: int, device, precision: str, exclude_cudnn: bool) -> Result:
-    """`engine.train_epoch` over the warm-up batches, then one timed `train_epoch` over the timed set."""
+def own_contender(name: str, task: str, model, warm_batches, warm_collate, timed_batches, timed_collate, compute_loss,
+                  profile: Profile, batch_size: int, device, precision: str, exclude_cudnn: bool):
+    """`engine.train_epoch` over the warm-up batches, then one `train_epoch` over the timed set per pass."""
     encoder = model.encoder if isinstance(model, Classifier) else model
     optimizer = make_optimizer(param_groups(model, encoder, profile.lr, profile.lr, 1.0, 0.01), device)
-    scheduler = make_scheduler(optimizer, len(warm_batches) + len(timed_batches), 0.0, kind="constant")
+    scheduler = make_scheduler(optimizer, 1, 0.0, kind="constant")
     scaler = make_scaler(device, precision)
-    tally = Tally(timed_collate)
-    with attention_backends(device, exclude_cudnn), PeakMemory(device) as memory:
-        args = (compute_loss, optimizer, scheduler, scaler, device, precision)
+    args = (compute_loss, optimizer, scheduler, scaler, device, precision)
+    with attention_backends(device, exclude_cudnn):
         train_epoch(model, loader_over(warm_batches, warm_collate, device), *args, log_every=10**9, progress=False)
         sync(device)
-        stats = train_epoch(model, loader_over(timed_batches, tally, device), *args, log_every=10**9, progress=False)
-    return Result(name, task, batch_size, len(tally.batches), stats.seconds, *tally.window(0, len(tally.batches)),
-                  memory.peak_mib)
+    yield None
+    for epoch in itertools.count(1):
+        if hasattr(timed_collate, "set_epoch"):
+            timed_collate.set_epoch(epoch)  # a fresh mask each pass, like the Trainer's collator
+        tally = Tally(timed_collate)
+        with attention_backends(device, exclude_cudnn), PeakMemory(device) as memory:
+            stats = train_epoch(model, loader_over(timed_batches, tally, device), *args, log_every=10**9, progress=False)
+        yield Result(name, task, batch_size, len(tally.batches), stats.seconds, *tally.window(0, len(tally.batches)),
+                     memory.peak_mib)
 
 
-def classifier_loss(model, batch):
-    return bce_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
-
-
-# ---------------------------------------------------------------- Trainer contenders
-
-
-def run_trainer(name: str, task: str, model, warm: list[dict], timed: list[dict], collate, profile: Profile,
-                batch_size: int, device, precision: str, sampling: str = "random") -> Result:
-    """`trainer.train()` for the warm-up steps on the warm-up rows, then `train()` again for one epoch
-    over the timed rows (same Trainer: its optimizer, already stepped, is reused), clocked from
-    `on_epoch_begin` to `on_epoch_end` of that second call."""
+def trainer_contender(name: str, task: str, model, warm: list[dict], timed: list[dict], collate, profile: Profile,
+                      batch_size: int, device, precision: str, sampling: str = "random"):
+    """`trainer.train()` for the warm-up steps on the warm-up rows, then per pass `train()` again for
+    one epoch over the timed rows (same Trainer: its optimizer, already stepped, is reused), clocked
+    from `on_epoch_begin` to `on_epoch_end`."""
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     clock: dict[str, float] = {}
@@ -272,7 +282,6 @@ def run_trainer(name: str, task: str, model, warm: list[dict], timed: list[dict]
             sync(device)
             clock["end"] = time.perf_counter()
 
-    tally = Tally(collate)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=batch_size, max_steps=profile.warmup_batches,
@@ -281,17 +290,43 @@ def run_trainer(name: str, task: str, model, warm: list[dict], timed: list[dict]
             logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
             train_sampling_strategy=sampling, dataloader_pin_memory=device.type == "cuda", seed=0,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=warm, data_collator=tally, callbacks=[EpochClock()])
+        trainer = Trainer(model=model, args=args, train_dataset=warm, data_collator=collate, callbacks=[EpochClock()])
         trainer.remove_callback(PrinterCallback)  # its end-of-training dict would interleave with the table
-        with PeakMemory(device) as memory:
-            trainer.train()
-            tally.batches.clear()
-            trainer.train_dataset = timed
-            trainer.args.max_steps = -1
-            trainer.args.num_train_epochs = 1
-            trainer.train()
-    return Result(name, task, batch_size, len(tally.batches), clock["end"] - clock["begin"],
-                  *tally.window(0, len(tally.batches)), memory.peak_mib)
+        trainer.train()
+        yield None
+        trainer.train_dataset = timed
+        trainer.args.max_steps = -1
+        trainer.args.num_train_epochs = 1
+        while True:
+            tally = Tally(collate)
+            trainer.data_collator = tally
+            with PeakMemory(device) as memory:
+                trainer.train()
+            yield Result(name, task, batch_size, len(tally.batches), clock["end"] - clock["begin"],
+                         *tally.window(0, len(tally.batches)), memory.peak_mib)
+
+
+def race(contenders: list, repeats: int) -> list[Result]:
+    """Warm every contender up, then `repeats` rounds of one timed pass each; per contender the
+    fastest pass, with the largest peak memory and every pass's seconds."""
+    for contender in contenders:
+        next(contender)
+    passes: list[list[Result]] = [[] for _ in contenders]
+    for _ in range(repeats):
+        for contender, done in zip(contenders, passes):
+            done.append(next(contender))
+    results = []
+    for contender, done in zip(contenders, passes):
+        contender.close()
+        best = min(done, key=lambda r: r.seconds)
+        if any((r.samples, r.real_tokens) != (best.samples, best.real_tokens) for r in done):
+            raise RuntimeError(f"{best.contender}: timed passes saw different data")
+        results.append(replace(best, peak_mib=max(r.peak_mib for r in done), pass_seconds=[r.seconds for r in done]))
+    return results
+
+
+def classifier_loss(model, batch):
+    return bce_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -308,18 +343,18 @@ def classifier_rows(tokens: TokenizedTexts, labels: np.ndarray, tokenizer, profi
     warm_tokens, timed_tokens = tokens.subset(warm_rows), tokens.subset(timed_rows)
     warm_labels, timed_labels = labels[warm_rows], labels[timed_rows]
     config = bert_config(profile, len(tokenizer), tokenizer.pad_token_id)
-    results = []
+    models = []
 
     def own(name: str, pad_multiple: int, exclude_cudnn: bool):
         torch.manual_seed(0)
         model = Classifier(BertModel(config, add_pooling_layer=False), N_LABELS).to(device)
+        models.append(model)
         warm = list(LengthBucketBatchSampler(warm_tokens.lengths, batch_size, bucket_size=100, seed=0))
         timed = list(LengthBucketBatchSampler(timed_tokens.lengths, batch_size, bucket_size=100, seed=0))
-        results.append(run_own(name, "cls", model,
-                               warm, PadCollator(warm_tokens, tokenizer.pad_token_id, warm_labels, pad_multiple),
-                               timed, PadCollator(timed_tokens, tokenizer.pad_token_id, timed_labels, pad_multiple),
-                               classifier_loss, profile, batch_size, device, precision, exclude_cudnn))
-        return model
+        return own_contender(name, "cls", model,
+                             warm, PadCollator(warm_tokens, tokenizer.pad_token_id, warm_labels, pad_multiple),
+                             timed, PadCollator(timed_tokens, tokenizer.pad_token_id, timed_labels, pad_multiple),
+                             classifier_loss, profile, batch_size, device, precision, exclude_cudnn)
 
     def as_dataset(subset: TokenizedTexts, subset_labels: np.ndarray) -> list[dict]:
         return [{"input_ids": subset[i].tolist(), "labels": subset_labels[i].tolist()} for i in range(len(subset))]
@@ -328,24 +363,24 @@ def classifier_rows(tokens: TokenizedTexts, labels: np.ndarray, tokenizer, profi
     cls_config = copy.deepcopy(config)
     cls_config.num_labels = N_LABELS
     cls_config.problem_type = "multi_label_classification"  # BCE with logits over the 6 labels, like kagglebert
+    contenders = []
     for name, collate, sampling in (
         ("Trainer, padded to max length", DataCollatorWithPadding(tokenizer, padding="max_length", max_length=profile.max_length), "random"),
         ("Trainer, dynamic padding + group by length", DataCollatorWithPadding(tokenizer), "group_by_length"),
     ):
         torch.manual_seed(0)
-        model = BertForSequenceClassification(cls_config)
-        results.append(run_trainer(name, "cls", model, warm_set, timed_set, collate, profile, batch_size, device,
-                                   precision, sampling))
-        del model
+        contenders.append(trainer_contender(name, "cls", BertForSequenceClassification(cls_config), warm_set, timed_set,
+                                            collate, profile, batch_size, device, precision, sampling))
     if device.type == "cuda":  # exact lengths vs rounding to a multiple of 8 is a GPU kernel-shape question
-        own("kagglebert, buckets, exact lengths", 1, False)
-    model = own("kagglebert, buckets, lengths to a multiple of 8", 8, False)
+        contenders.append(own("kagglebert, buckets, exact lengths", 1, False))
+    contenders.append(own("kagglebert, buckets, lengths to a multiple of 8", 8, False))
     if device.type == "cuda":
-        model = own("kagglebert, buckets, multiple of 8, no cuDNN attention", 8, True)
+        contenders.append(own("kagglebert, buckets, multiple of 8, no cuDNN attention", 8, True))
+    results = race(contenders, profile.repeats)
     baseline = results[0].samples_per_s
     for r in results:
         r.ratio = r.samples_per_s / baseline
-    return results, model, timed_tokens
+    return results, models[-1], timed_tokens
 
 
 def lm_rows(blocks: np.ndarray, tokenizer, profile: Profile, batch_size: int, device, precision: str) -> list[Result]:
@@ -356,14 +391,12 @@ def lm_rows(blocks: np.ndarray, tokenizer, profile: Profile, batch_size: int, de
     blocks = np.resize(blocks, (n_warm + n_timed, blocks.shape[1]))  # repeats blocks only when the corpus is short
     warm_blocks, timed_blocks = blocks[:n_warm], blocks[n_warm:]
     config = bert_config(profile, len(tokenizer), tokenizer.pad_token_id)
-    results = []
-
     torch.manual_seed(0)
     hf_collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
-    results.append(run_trainer("Trainer, packed blocks (run_mlm.py)", "lm", BertForMaskedLM(config),
-                               [{"input_ids": b.tolist()} for b in warm_blocks],
-                               [{"input_ids": b.tolist()} for b in timed_blocks],
-                               hf_collate, profile, batch_size, device, precision))
+    contenders = [trainer_contender("Trainer, packed blocks (run_mlm.py)", "lm", BertForMaskedLM(config),
+                                    [{"input_ids": b.tolist()} for b in warm_blocks],
+                                    [{"input_ids": b.tolist()} for b in timed_blocks],
+                                    hf_collate, profile, batch_size, device, precision)]
     for name, exclude_cudnn in (("kagglebert, packed, loss at masked positions only", False),
                                 ("kagglebert, packed, masked positions, no cuDNN attention", True)):
         if exclude_cudnn and device.type != "cuda":
@@ -371,10 +404,12 @@ def lm_rows(blocks: np.ndarray, tokenizer, profile: Profile, batch_size: int, de
         torch.manual_seed(0)
         model = BertForMaskedLM(config).to(device)
         order = np.random.default_rng(0).permutation  # shuffled like the Trainer's random sampler
-        results.append(run_own(name, "lm", model,
-                               chunks(order(n_warm), batch_size), MaskingCollator(warm_blocks, tokenizer, 0.15, seed=0),
-                               chunks(order(n_timed), batch_size), MaskingCollator(timed_blocks, tokenizer, 0.15, seed=1),
-                               masked_lm_loss, profile, batch_size, device, precision, exclude_cudnn))
+        contenders.append(own_contender(
+            name, "lm", model,
+            chunks(order(n_warm), batch_size), MaskingCollator(warm_blocks, tokenizer, 0.15, seed=0),
+            chunks(order(n_timed), batch_size), MaskingCollator(timed_blocks, tokenizer, 0.15, seed=1),
+            masked_lm_loss, profile, batch_size, device, precision, exclude_cudnn))
+    results = race(contenders, profile.repeats)
     baseline = results[0].tokens_per_s
     for r in results:
         r.ratio = r.tokens_per_s / baseline
@@ -431,7 +466,7 @@ def run(profile: Profile, device: torch.device) -> dict:
         labels = labels[:most_rows]
     blocks = lm_blocks(profile, tokenizer, None if profile.synthetic else texts)
     report = {"profile": asdict(profile), "device": describe(device), "precision": precision, "date": time.strftime("%Y-%m-%d"),
-              "peak_memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "sampled RSS growth above the start (psutil, every 20 ms)",
+              "peak_memory": "torch.cuda.max_memory_allocated above the pass's start" if device.type == "cuda" else "sampled RSS growth above the pass's start (psutil, every 20 ms)",
               "torch_threads": torch.get_num_threads(), "results": [], "timed_sets": {}}
     model = timed_tokens = None
     for batch_size in profile.batch_sizes:
@@ -467,7 +502,7 @@ def describe(device: torch.device) -> str:
 
 def table(report: dict) -> str:
     lines = [f"{report['device']} · {report['precision']} · profile {report['profile']['name']} · "
-             f"warm-up {report['profile']['warmup_batches']} batches on rows of their own, then one pass over the shared timed set · "
+             f"warm-up {report['profile']['warmup_batches']} batches on rows of their own, then the fastest of {report['profile']['repeats']} round-robin passes over the shared timed set · "
              f"peak memory: {report['peak_memory']}",
              "| contender | task | batch | samples/s | real tokens/s | padding | peak MiB | × Trainer |",
              "|---|---|---|---|---|---|---|---|"]

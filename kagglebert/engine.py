@@ -69,8 +69,10 @@ def param_groups(model: torch.nn.Module, encoder: torch.nn.Module, lr: float, he
 
 
 def make_optimizer(groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
-    # fused AdamW: one kernel per step for all parameters on CUDA
-    return torch.optim.AdamW(groups, fused=device.type == "cuda")
+    # fused AdamW: one kernel per step for all parameters on CUDA, and one vectorised loop per
+    # tensor on the CPU (the plain CPU AdamW launches ~10 elementwise ops per tensor: about a
+    # fifth of a tiny model's step; measured with torch.profiler in kagglebert.bench --quick)
+    return torch.optim.AdamW(groups, fused=device.type in ("cuda", "cpu"))
 
 
 def make_scheduler(optimizer, total_steps: int, warmup_ratio: float, kind: str = "linear", stlr_ratio: float = 32.0):
