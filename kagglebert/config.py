@@ -85,6 +85,7 @@ class TrainConfig:
     stlr_ratio: float = 32.0  # STLR: lowest lr = peak / ratio
     max_grad_norm: float = 1.0
     grad_accum: int = 1
+    pos_weight_power: float = 0.0  # BCE positives weighted ((1-p)/p)**power per label; 0.5 helps rare labels
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     folds: list = field(default_factory=list)  # which folds to train; [] = all
     bucket_size: int = 100  # batches per length-sorted pool; 1 = plain shuffle

@@ -31,6 +31,7 @@ from .errors import RunError
 from .modeling import build_classifier
 from .paths import cache_dir, resolve_model
 from .runs import Run, open_run, read_json, write_json
+from .tasks import positive_weights
 from .tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
@@ -74,8 +75,11 @@ def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarr
     scheduler = make_scheduler(optimizer, total_steps, tc.warmup_ratio, tc.schedule, tc.stlr_ratio)
     scaler = make_scaler(device, precision)
 
+    weights = positive_weights(labels[train_rows], tc.pos_weight_power)
+    pos_weight = None if weights is None else torch.from_numpy(weights).to(device)
+
     def compute_loss(model, batch):
-        return task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        return task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"], pos_weight=pos_weight)
 
     train_module, train_loss = distributed.wrap(model, compute_loss, device)  # DDP under torchrun, else as is
 
