@@ -15,9 +15,12 @@ STAGES = ("eda", "lm", "train", "submit", "run")
 
 def run_all(cfg) -> dict:
     """EDA → LM fine-tuning (when lm.epochs > 0) → k-fold training → submission."""
-    from . import eda, lm, submit, train
+    from . import distributed, eda, lm, submit, train
 
-    eda.main(cfg)
+    distributed.init_from_env()  # under torchrun: join the process group; else nothing
+    with distributed.main_first():  # EDA is cheap and writes files: rank 0 alone
+        if distributed.is_main():
+            eda.main(cfg)
     if cfg.lm.epochs > 0 and cfg.model.kind in ("transformer", "features"):  # features embeds with the LM's encoder
         lm.main(cfg)
     metrics = train.main(cfg)
