@@ -145,6 +145,15 @@ def test_weighted_blend_is_never_worse_than_its_best_member(tfidf_run, features_
     assert metrics["oof_auc"] >= max(metrics["member_oof_auc"].values()) - 1e-9
 
 
+def test_per_label_blend_is_never_worse_than_any_member_on_any_label(tfidf_run, features_run, work):
+    metrics = blend.main(["tfidf", "features"], "blend-per-label", "per-label", str(work / "runs"), str(work / "submissions"))
+    for label, auc in metrics["per_label_auc"].items():
+        if auc is None:
+            continue
+        assert auc >= max(m[label] for m in metrics["member_per_label_auc"].values()) - 1e-9
+        assert sum(w[label] for w in metrics["label_weights"].values()) == pytest.approx(1.0)
+
+
 def test_blend_refuses_runs_with_other_folds(tfidf_run, work, sample_dir, capsys):
     cfg = config_mod.load("configs/tfidf.toml", base_overrides(sample_dir, work, **{"run.name": "tfidf-otherfolds", "data.fold_seed": 7}))
     train.main(cfg)
