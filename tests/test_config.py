@@ -15,7 +15,7 @@ DEMO = REPO_ROOT / "configs" / "demo.toml"
 def test_demo_toml_loads_over_defaults():
     cfg = config_mod.load(DEMO)
     assert cfg.run.name == "demo"
-    assert cfg.data.max_rows == 3000 and cfg.data.n_folds == 3
+    assert cfg.data.max_rows == 2000 and cfg.data.n_folds == 3
     assert cfg.model.truncation == "head+tail" and cfg.model.head_tokens == 64
     assert cfg.train.lr == pytest.approx(6e-5)
     # keys the file does not mention keep their defaults
