@@ -2,6 +2,7 @@
 model checkpoints (the packaged MiniLM, a hub id or a local folder)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import ConfigError
@@ -51,3 +52,9 @@ def run_dir(runs_dir: str, name: str) -> Path:
 
 def cache_dir(cfg) -> Path:
     return Path(cfg.data.cache_dir or Path(cfg.run.runs_dir) / ".cache")
+
+
+def temporary_path(path: Path) -> Path:
+    """A hidden sibling of `path`, unique to this process: written whole, then renamed over `path`,
+    so readers never see half a file and two processes on one run folder never share a temp file."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")

@@ -17,7 +17,7 @@ from .config import Config
 from .data import CompetitionData, load_competition
 from .errors import RunError
 from .folds import load_or_make_folds
-from .paths import run_dir
+from .paths import run_dir, temporary_path
 from .tasks import TaskSpec, get_task
 
 log = logging.getLogger("kagglebert")
@@ -74,7 +74,7 @@ def open_run(cfg: Config) -> Run:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import temporary_path
+
 log = logging.getLogger("kagglebert")
 
 TRUNCATIONS = ("head", "tail", "head+tail", "none")
@@ -143,7 +145,7 @@ def tokenize(
             return TokenizedTexts(stored["flat"], stored["offsets"], stored["full_lengths"])
     result = _encode(tokenizer, texts, max_length, truncation, head_tokens)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")  # np.savez appends .npz unless present
+    tmp = temporary_path(path)  # ends in .npz, so np.savez keeps the name
     np.savez(tmp, flat=result.flat, offsets=result.offsets, full_lengths=result.full_lengths)
     tmp.replace(path)  # atomic: an interrupted write never leaves a truncated cache entry
     return result

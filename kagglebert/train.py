@@ -29,7 +29,7 @@ from .engine import (make_optimizer, make_scaler, make_scheduler, param_groups, 
                      resolve_precision, seed_everything, train_epoch)
 from .errors import RunError
 from .modeling import build_classifier
-from .paths import cache_dir, resolve_model
+from .paths import cache_dir, resolve_model, temporary_path
 from .runs import Run, open_run, read_json, write_json
 from .tasks import positive_weights
 from .tokenization import load_tokenizer, tokenize
@@ -51,7 +51,7 @@ def fold_path(run: Run, fold: int, kind: str):
 
 
 def write_frame(df: pd.DataFrame, path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     df.to_csv(tmp, index=False)
     tmp.replace(path)
 
