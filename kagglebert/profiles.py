@@ -34,14 +34,14 @@ PROFILES: dict[str, dict] = {
         "train": {"epochs": 2, "batch_size": 32, "lr": 6e-5, "head_lr": 1e-3, "layer_decay": 0.95,
                   "warmup_ratio": 0.06, "schedule": "linear", "pos_weight_power": 0.5},
     },
-    "full": {
+    "full": {  # the values of configs/kaggle-bert-base.toml (configs/ does not ship in the wheel)
         "run": {"name": "full", "progress": True},
         "data": {"max_rows": 0, "n_folds": 5},
         # Sun et al. 2019: lr 2e-5..5e-5, warm-up 10%, layer decay 0.95, head+tail truncation
         "model": {"name": "bert-base-uncased", "max_length": 256, "truncation": "head+tail", "head_tokens": 128,
                   "pooling": "mean"},
-        "lm": {"epochs": 1, "block_size": 128, "batch_size": 64, "lr": 5e-5, "warmup_ratio": 0.1},
-        "train": {"epochs": 2, "batch_size": 32, "eval_batch_size": 256, "lr": 3e-5, "head_lr": 1e-3,
+        "lm": {"epochs": 1, "block_size": 128, "batch_size": 32, "lr": 5e-5, "warmup_ratio": 0.06},
+        "train": {"epochs": 2, "batch_size": 32, "eval_batch_size": 256, "lr": 2e-5, "head_lr": 1e-3,
                   "layer_decay": 0.95, "warmup_ratio": 0.1, "schedule": "linear"},
     },
 }

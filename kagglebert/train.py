@@ -10,7 +10,6 @@ over folds) and `metrics.json`.
 """
 from __future__ import annotations
 
-import copy
 import gc
 import logging
 import math
@@ -119,7 +118,7 @@ def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarr
 
 
 def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: list[int]) -> None:
-    cfg, task = run.cfg, run.task
+    cfg = run.cfg
     checkpoint = start_checkpoint(run)
     tokenizer = load_tokenizer(checkpoint)
     tok_args = dict(max_length=cfg.model.max_length, truncation=cfg.model.truncation, head_tokens=cfg.model.head_tokens, cache_dir=cache_dir(cfg))

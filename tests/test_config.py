@@ -121,3 +121,15 @@ def test_replace_copies_and_checks():
     assert cfg.lm.epochs == 0  # the original is untouched
     with pytest.raises(ConfigError, match="lm.epochs must be int"):
         cfg.replace(lm={"epochs": "2"})
+
+
+def test_notebook_full_profile_matches_the_kaggle_config():
+    """profiles.py repeats configs/kaggle-bert-base.toml (configs/ is not in the wheel): keep them equal."""
+    from kagglebert import profiles
+
+    toml = config_mod.load(REPO_ROOT / "configs" / "kaggle-bert-base.toml").to_dict()
+    for section, values in profiles.PROFILES["full"].items():
+        for key, value in values.items():
+            if (section, key) in {("run", "name"), ("run", "progress")}:
+                continue
+            assert toml[section][key] == value, f"{section}.{key}"
