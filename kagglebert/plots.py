@@ -31,17 +31,22 @@ def label_prevalence(prevalence: pd.DataFrame) -> Figure:
     return fig
 
 
+def _annotated_heatmap(ax, frame: pd.DataFrame, cmap: str, vmin: float, fmt: str, fontsize: int, rotate: bool):
+    """A matrix drawn as colours with its values written in each cell; returns the image for a colorbar."""
+    image = ax.imshow(frame.to_numpy(), cmap=cmap, vmin=vmin, vmax=1)
+    ax.set_xticks(range(frame.shape[1]), list(frame.columns), rotation=35 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_yticks(range(frame.shape[0]), list(frame.index))
+    for i in range(frame.shape[0]):
+        for j in range(frame.shape[1]):
+            value = frame.iloc[i, j]
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=fontsize, color="white" if value < 0.6 else "black")
+    return image
+
+
 def label_cooccurrence(cooccurrence: pd.DataFrame) -> Figure:
     """Heatmap of P(column label | row label)."""
     fig, ax = _figure(6.0, 5.0)
-    image = ax.imshow(cooccurrence.to_numpy(), cmap="viridis", vmin=0, vmax=1)
-    labels = list(cooccurrence.columns)
-    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
-    ax.set_yticks(range(len(labels)), list(cooccurrence.index))
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            value = cooccurrence.iloc[i, j]
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color="white" if value < 0.6 else "black")
+    image = _annotated_heatmap(ax, cooccurrence, "viridis", 0.0, ".2f", 8, rotate=True)
     ax.set(title="Label co-occurrence: P(column label | row label)", xlabel="also labelled", ylabel="comments labelled")
     fig.colorbar(image, ax=ax, shrink=0.8, label="conditional probability")
     return fig
@@ -144,14 +149,7 @@ def paired_folds(per_fold: pd.DataFrame, a: str = "FiT", b: str = "ITPT-FiT") ->
 def fold_correlation(correlation: pd.DataFrame) -> Figure:
     """Rank correlation between the folds' test predictions: the lower, the more blending helps."""
     fig, ax = _figure(5.0, 4.5)
-    image = ax.imshow(correlation.to_numpy(), cmap="magma", vmin=min(0.0, float(correlation.min().min())), vmax=1)
-    names = list(correlation.columns)
-    ax.set_xticks(range(len(names)), names)
-    ax.set_yticks(range(len(names)), names)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            value = correlation.iloc[i, j]
-            ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=9, color="white" if value < 0.6 else "black")
+    image = _annotated_heatmap(ax, correlation, "magma", min(0.0, float(correlation.min().min())), ".3f", 9, rotate=False)
     ax.set(title="Test predictions: rank correlation between folds", xlabel="fold model", ylabel="fold model")
     fig.colorbar(image, ax=ax, shrink=0.8, label="Spearman correlation (mean over labels)")
     return fig
