@@ -60,6 +60,7 @@ class LMConfig:
     block_size: int = 128
     batch_size: int = 32
     lr: float = 1e-4
+    head_lr: float = 1e-3  # an MLM head that starts fresh (the packaged MiniLM has none); a trained head gets lm.lr
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     mlm_probability: float = 0.15

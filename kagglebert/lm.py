@@ -72,6 +72,15 @@ def perplexity(model, blocks: np.ndarray, tokenizer, cfg: Config, device, precis
     return float(math.exp(total.item() / max(1, count)))
 
 
+def lm_param_groups(model, cfg: Config, fresh_head: bool) -> list[dict]:
+    """lm.lr for the encoder; lm.head_lr for an MLM head that starts fresh. A random head at the
+    encoder's small lr needs most of a short run to become useful, and until then the encoder
+    learns from its noise. The decoder weight is tied to the word embeddings, so it counts as
+    encoder and keeps lm.lr."""
+    head_lr = cfg.lm.head_lr if fresh_head else cfg.lm.lr
+    return param_groups(model, getattr(model, model.base_model_prefix), cfg.lm.lr, head_lr, 1.0, cfg.lm.weight_decay)
+
+
 def loader(blocks: np.ndarray, collate: MaskingCollator, batch_size: int, seed: int, pin: bool):
     sampler = LengthBucketBatchSampler(np.zeros(len(blocks)), batch_size, bucket_size=1, seed=seed)
     return torch.utils.data.DataLoader(range(len(blocks)), batch_sampler=distributed.shard(sampler), collate_fn=collate, pin_memory=pin)
@@ -106,7 +115,7 @@ def main(cfg: Config) -> dict:
 
     collate = MaskingCollator(train_blocks, tokenizer, cfg.lm.mlm_probability, cfg.lm.whole_word_mask, seed=cfg.run.seed)
     batches = loader(train_blocks, collate, cfg.lm.batch_size, cfg.run.seed, pin=device.type == "cuda")
-    groups = param_groups(model, model, cfg.lm.lr, cfg.lm.lr, 1.0, cfg.lm.weight_decay)
+    groups = lm_param_groups(model, cfg, fresh_head)
     optimizer = make_optimizer(groups, device)
     total_steps = cfg.lm.epochs * math.ceil(len(batches) / cfg.lm.grad_accum)
     scheduler = make_scheduler(optimizer, total_steps, cfg.lm.warmup_ratio)

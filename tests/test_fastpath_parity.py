@@ -83,3 +83,24 @@ def test_gradient_accumulation_equals_one_step_on_the_concatenated_batch(tiny_mo
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6, msg=name)
         moved += int(not torch.equal(a, s))
     assert moved > 10  # the step changed the weights: the comparison is not between two untouched models
+
+
+def test_a_fresh_mlm_head_gets_its_own_lr_and_the_tied_decoder_stays_with_the_encoder(tiny_model_dir):
+    from kagglebert.config import Config
+    from kagglebert.lm import lm_param_groups
+    from kagglebert.modeling import load_masked_lm
+
+    model, _ = load_masked_lm(str(tiny_model_dir))
+    cfg = Config().replace(lm={"lr": 1e-4, "head_lr": 1e-3})
+    names = {id(p): n for n, p in model.named_parameters()}
+
+    def lr_of(groups):
+        return {names[id(p)]: g["lr"] for g in groups for p in g["params"]}
+
+    fresh = lr_of(lm_param_groups(model, cfg, fresh_head=True))
+    assert fresh["cls.predictions.transform.dense.weight"] == 1e-3
+    assert fresh["cls.predictions.bias"] == 1e-3
+    assert fresh["bert.embeddings.word_embeddings.weight"] == 1e-4  # = the tied decoder weight
+    assert fresh["bert.encoder.layer.0.attention.self.query.weight"] == 1e-4
+    trained = lr_of(lm_param_groups(model, cfg, fresh_head=False))
+    assert set(trained.values()) == {1e-4}
