@@ -164,3 +164,19 @@ def prediction_histograms(frame: pd.DataFrame, labels: list[str], title: str = "
     ax.legend(fontsize=8)
     return fig
 
+
+
+def blend_per_label(table: pd.DataFrame) -> Figure:
+    """OOF AUC per label for each blend member and the blend (rows of report.blend_table)."""
+    labels = [c for c in table.columns if c not in ("weight", "OOF AUC")]
+    fig, ax = _figure(9.0, 4.0)
+    width = 0.8 / len(table)
+    x = np.arange(len(labels))
+    for i, (name, row) in enumerate(table.iterrows()):
+        ax.bar(x + (i - (len(table) - 1) / 2) * width, row[labels].astype(float), width, label=f"{name}: {row['OOF AUC']:.4f}")
+    ax.set_xticks(x, labels, rotation=20)
+    low = float(np.nanmin(table[labels].to_numpy(dtype=float)))
+    ax.set_ylim(max(0.0, low - 0.02), 1.0)
+    ax.set(title="Out-of-fold AUC per label: members and blend", ylabel="ROC AUC")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

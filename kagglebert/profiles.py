@@ -100,6 +100,25 @@ def variants(cfg: Config) -> dict[str, Config]:
     }
 
 
+# The classic baselines' own settings, as in configs/tfidf.toml and configs/features.toml (a test
+# keeps them equal): everything else, data and folds included, comes from the profile, so their
+# runs blend with the transformer runs.
+BASELINES: dict[str, dict] = {
+    "TF-IDF": {"model": {"kind": "tfidf"}, "train": {"C": 4.0}},
+    "features": {"model": {"kind": "features", "max_length": 256, "truncation": "head+tail", "head_tokens": 128,
+                           "pooling": "mean"}, "train": {"C": 0.01}},
+}
+
+
+def baselines(cfg: Config) -> dict[str, Config]:
+    """TF-IDF + logistic regression and the frozen encoder's embeddings + logistic regression
+    (BERT-Feat), on cfg's data and folds: `<name>-tfidf` and `<name>-features`."""
+    return {
+        label: cfg.replace(run={"name": f"{cfg.run.name}-{settings['model']['kind']}"}, lm={"epochs": 0}, **settings)
+        for label, settings in BASELINES.items()
+    }
+
+
 def train_run(cfg: Config) -> dict | None:
     """Everything a run's classifier needs, reusing what is complete: the LM stage when
     lm.epochs > 0, then k-fold training. Returns train.main's metrics."""

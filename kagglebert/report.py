@@ -184,3 +184,13 @@ def validate_submission(cfg: Config, path) -> pd.DataFrame:
         "all values in [0, 1]": bool(((values >= 0) & (values <= 1)).all()),
     }
     return pd.DataFrame({"passed": checks})
+
+
+def blend_table(blend_metrics: dict) -> pd.DataFrame:
+    """blend.main's result as one table: each member's and the blend's OOF AUC, overall and per
+    label, with each member's weight (mean over labels)."""
+    rows = {}
+    for name, score in blend_metrics["member_oof_auc"].items():
+        rows[name] = {"weight": blend_metrics["weights"][name], "OOF AUC": score, **blend_metrics["member_per_label_auc"][name]}
+    rows[f"blend ({blend_metrics['method']})"] = {"weight": None, "OOF AUC": blend_metrics["oof_auc"], **blend_metrics["per_label_auc"]}
+    return pd.DataFrame.from_dict(rows, orient="index").round(4)

@@ -123,5 +123,5 @@ report.summary_table(result.summary, keys=("empty", "duplicate", "both"))
 # > threatening. Its output is collapsed (tag `content-warning`); expand it only if you need to
 # > read the data.
 
-# %% tags=["content-warning"] jupyter={"outputs_hidden": true}
+# %% jupyter={"outputs_hidden": true} tags=["content-warning"]
 result.examples

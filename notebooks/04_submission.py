@@ -18,7 +18,8 @@
 # Blend the fold models' test predictions, write `submissions/<name>.csv` in exactly
 # `sample_submission.csv`'s shape (checked before writing, never overwriting a different file)
 # and print the `kaggle competitions submit` command for it. `kagglebert.submit.main(cfg)` does
-# the writing; the cells around it show what went in.
+# the writing; the cells around it show what went in. Then the classic baselines on the same
+# folds, and a blend of all three with its own submission (`kagglebert.blend.main`).
 
 # %% [markdown]
 # ## Setup
@@ -117,6 +118,33 @@ submission.frame.head(10)
 
 # %%
 plots.prediction_histograms(submission.frame, list(submission.frame.columns[1:]))
+
+# %% [markdown]
+# ## The classic baselines, on the same folds
+# TF-IDF + logistic regression and the frozen encoder's embeddings + logistic regression
+# ("BERT-Feat"): minutes on a CPU. A transformer that loses to them out of fold has a recipe bug.
+
+# %%
+baseline_runs = profiles.baselines(cfg)
+report.summary_table({name: profiles.train_run(run)["oof_auc"] for name, run in baseline_runs.items()})
+
+# %% [markdown]
+# ## Blend, and its submission
+# Rank average of the fine-tuned run and the baselines: they err on different comments, so the
+# blend usually beats its best member. Weights are never chosen on test; `method="per-label"`
+# picks them per label on the out-of-fold predictions instead.
+
+# %%
+from kagglebert import blend
+
+members = [chosen.run.name, *(run.run.name for run in baseline_runs.values())]
+blended = blend.main(members, name=f"{cfg.run.name}-blend", method="rank",
+                     runs_dir=cfg.run.runs_dir, submissions_dir=cfg.submit.dir)
+blend_scores = report.blend_table(blended)
+blend_scores
+
+# %%
+plots.blend_per_label(blend_scores)
 
 # %% [markdown]
 # ## Submit

@@ -133,3 +133,19 @@ def test_notebook_full_profile_matches_the_kaggle_config():
             if (section, key) in {("run", "name"), ("run", "progress")}:
                 continue
             assert toml[section][key] == value, f"{section}.{key}"
+
+
+def test_notebook_baselines_match_the_baseline_configs():
+    """profiles.BASELINES repeats the model and train settings of configs/tfidf.toml and
+    configs/features.toml: keep them equal."""
+    from kagglebert import config, profiles
+    from kagglebert.paths import REPO_ROOT
+
+    for label, file in (("TF-IDF", "tfidf.toml"), ("features", "features.toml")):
+        reference = config.load(REPO_ROOT / "configs" / file)
+        for section, values in profiles.BASELINES[label].items():
+            for key, value in values.items():
+                assert getattr(getattr(reference, section), key) == value, f"{label}: {section}.{key}"
+    runs = profiles.baselines(profiles.load("quick"))
+    assert {c.run.name for c in runs.values()} == {"quick-tfidf", "quick-features"}
+    assert all(c.lm.epochs == 0 and c.data.max_rows == 1500 for c in runs.values())

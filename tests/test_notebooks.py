@@ -4,6 +4,7 @@ carry no outputs, and each notebook runs top to bottom on the quick profile shru
 nbclient with this venv's python as the kernel."""
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -143,7 +144,7 @@ def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
     errors = [o for c in code_cells for o in c.outputs if o.output_type == "error"]
     assert not errors
     figures = sum("image/png" in o.get("data", {}) for c in code_cells for o in c.outputs)
-    expected_figures = {"01_eda": 3, "02_lm_finetune": 2, "03_train_kfold": 3, "04_submission": 2}[script.stem]
+    expected_figures = {"01_eda": 3, "02_lm_finetune": 2, "03_train_kfold": 3, "04_submission": 3}[script.stem]
     assert figures == expected_figures, f"{script.name}: {figures} figures shown"
 
     runs = notebook_env / "runs"
@@ -163,6 +164,12 @@ def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
         assert written.is_file()
         assert f"kaggle competitions submit -c jigsaw-toxic-comment-classification-challenge -f {written}" in text
         assert "False" not in outputs_text_of(notebook, "validate_submission")
+        for baseline in ("quick-tfidf", "quick-features"):
+            assert (runs / baseline / "oof.csv").is_file()
+        blended = json.loads((runs / "quick-blend" / "metrics.json").read_text())
+        assert blended["members"] == ["quick-itpt", "quick-tfidf", "quick-features"]
+        assert (notebook_env / "submissions" / "quick-blend.csv").is_file()
+        assert "blend (rank)" in outputs_text_of(notebook, "report.blend_table")
 
 
 def outputs_text_of(notebook, call: str) -> str:
