@@ -1,8 +1,10 @@
 """Blend finished runs: the average of their per-column ranks, equal weights (`rank`), one weight
 vector chosen on the out-of-fold predictions alone (`weighted`), or one per label column chosen the
-same way (`per-label`; a few more numbers fitted on OOF, so its OOF score is a little optimistic). Every member must have been trained on
-the same folds.csv, so each OOF row was predicted by models that never saw it and the blend's OOF
-score is as honest as the members'. The test predictions never influence the weights.
+same way (`per-label`). Every member must have been trained on the same folds.csv, so each OOF row
+was predicted by models that never saw it. Weights chosen on those rows flatter the blend's OOF
+score a little, so fitted blends also report `oof_auc_nested`: each fold's rows blended with
+weights chosen on the other folds only — the honest figure to compare with the members. The test
+predictions never influence the weights.
 
 Columns are ranked (then scaled to [0, 1]) before averaging because members' probabilities live
 on different scales (a TF-IDF logistic regression vs a fine-tuned transformer) and the score,
@@ -140,6 +142,32 @@ def choose_label_weights(member_ranks: list[np.ndarray], labels: np.ndarray, tas
     return weights
 
 
+def fitted_weights(method: str, member_ranks: list[np.ndarray], labels: np.ndarray, task: TaskSpec) -> np.ndarray:
+    """member × label weights for `method`, chosen on these rows."""
+    n, n_labels = len(member_ranks), labels.shape[1]
+    if method == "weighted":
+        return np.repeat(choose_weights(member_ranks, labels, task)[:, None], n_labels, axis=1)
+    if method == "per-label":
+        return choose_label_weights(member_ranks, labels, task)
+    return np.full((n, n_labels), 1.0 / n)
+
+
+def blend_ranks(weights: np.ndarray, member_ranks: list[np.ndarray]) -> np.ndarray:
+    # each label column is its own weighted mean of the members' ranks
+    return np.einsum("ml,mrl->rl", weights, np.stack(member_ranks))
+
+
+def nested_oof(method: str, member_ranks: list[np.ndarray], labels: np.ndarray, task: TaskSpec, fold_of: np.ndarray) -> np.ndarray:
+    """The blend's OOF predictions with each fold's rows blended by weights chosen on the other
+    folds' rows only, so the weight choice is scored on rows it never saw."""
+    out = np.empty_like(member_ranks[0])
+    for k in np.unique(fold_of):
+        held = fold_of == k
+        weights = fitted_weights(method, [r[~held] for r in member_ranks], labels[~held], task)
+        out[held] = blend_ranks(weights, [r[held] for r in member_ranks])
+    return out
+
+
 def load_labels(first: Member) -> tuple[CompetitionData, TaskSpec]:
     task = get_task(first.cfg.run.task)
     data = Run(first.cfg, first.dir, task).load_data()
@@ -180,21 +208,17 @@ def main(runs: list[str], name: str, method: str = "rank", runs_dir: str = "runs
     oof_ranks = [scaled_ranks(m.oof) for m in members]
     test_ranks = [scaled_ranks(m.test.set_index(task.id_column).loc[test_ids, task.label_columns].to_numpy(np.float64)) for m in members]
     member_scores = {m.name: task.score(labels, m.oof, task.label_columns) for m in members}
-    n_labels = len(task.label_columns)
-    if method == "weighted":
-        weights = np.repeat(choose_weights(oof_ranks, labels, task)[:, None], n_labels, axis=1)
-    elif method == "per-label":
-        weights = choose_label_weights(oof_ranks, labels, task)
-    else:
-        weights = np.full((len(members), n_labels), 1.0 / len(members))
-    # weights: member × label; each label column is its own weighted mean of the members' ranks
-    oof = np.einsum("ml,mrl->rl", weights, np.stack(oof_ranks))
-    test = np.einsum("ml,mrl->rl", weights, np.stack(test_ranks))
+    weights = fitted_weights(method, oof_ranks, labels, task)  # member × label
+    oof = blend_ranks(weights, oof_ranks)
+    test = blend_ranks(weights, test_ranks)
 
     scored = task.score(labels, oof, task.label_columns)
     fold_of = members[0].folds.set_index("id").loc[train_ids, "fold"].to_numpy()
     n_folds = int(fold_of.max()) + 1
     fold_auc = [task.score(labels[fold_of == k], oof[fold_of == k], task.label_columns)["score"] for k in range(n_folds)]
+    nested = None
+    if method != "rank":  # equal weights fit nothing: their OOF score is already honest
+        nested = task.score(labels, nested_oof(method, oof_ranks, labels, task, fold_of), task.label_columns)["score"]
 
     if (out / "config.toml").is_file():
         raise RunError(f"{out}: is a training run, not a blend; choose a new --name")
@@ -219,6 +243,7 @@ def main(runs: list[str], name: str, method: str = "rank", runs_dir: str = "runs
         "weights": {m.name: float(w.mean()) for m, w in zip(members, weights)},  # mean over labels
         "label_weights": {m.name: dict(zip(task.label_columns, map(float, w))) for m, w in zip(members, weights)},
         "oof_auc": scored["score"],
+        "oof_auc_nested": nested,  # weights chosen without the scored fold; None for rank (nothing chosen)
         "fold_auc": fold_auc,
         "per_label_auc": scored["per_label"],
         "member_oof_auc": {n: s["score"] for n, s in member_scores.items()},
@@ -231,6 +256,7 @@ def main(runs: list[str], name: str, method: str = "rank", runs_dir: str = "runs
     metrics["submission"] = str(submission.path)
 
     print_table([(m.name, member_scores[m.name]["score"], float(w.mean())) for m, w in zip(members, weights)]
-                + [(f"blend {name} ({method})", scored["score"], None)], task.metric_name)
+                + [(f"blend {name} ({method})", scored["score"], None)]
+                + ([] if nested is None else [("  weights chosen on the other folds", nested, None)]), task.metric_name)
     print(f"submission: {submission.path}\nsubmit with: {submission.command}")
     return metrics

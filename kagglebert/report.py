@@ -193,4 +193,6 @@ def blend_table(blend_metrics: dict) -> pd.DataFrame:
     for name, score in blend_metrics["member_oof_auc"].items():
         rows[name] = {"weight": blend_metrics["weights"][name], "OOF AUC": score, **blend_metrics["member_per_label_auc"][name]}
     rows[f"blend ({blend_metrics['method']})"] = {"weight": None, "OOF AUC": blend_metrics["oof_auc"], **blend_metrics["per_label_auc"]}
+    if blend_metrics.get("oof_auc_nested") is not None:  # fitted weights: the score they earn on unseen folds
+        rows["blend, weights from the other folds"] = {"weight": None, "OOF AUC": blend_metrics["oof_auc_nested"]}
     return pd.DataFrame.from_dict(rows, orient="index").round(4)

@@ -195,3 +195,26 @@ def test_ablate_pairs_fit_and_itpt_on_identical_folds(tmp_path, sample_dir, tiny
 def test_ablate_needs_an_lm_length(sample_dir, tmp_path, capsys):
     code = cli.main(["ablate", "--config", "configs/demo.toml", *set_args(base_overrides(sample_dir, tmp_path))])
     assert code == 2 and "lm.epochs" in capsys.readouterr().err
+
+
+def test_nested_blend_weights_never_see_the_fold_they_score():
+    """Scrambling one fold's labels changes the weights chosen for the other folds, never the
+    blended predictions of that fold itself."""
+    rng = np.random.default_rng(0)
+    rows = 300
+    labels = (rng.random((rows, len(LABELS))) < 0.3).astype(np.float32)
+    members = [blend.scaled_ranks(labels + rng.normal(0, s, labels.shape)) for s in (0.5, 1.0, 2.0)]
+    fold_of = np.arange(rows) % 3
+    before = blend.nested_oof("per-label", members, labels, JIGSAW_TOXIC_2018, fold_of)
+    scrambled = labels.copy()
+    scrambled[fold_of == 0] = rng.permutation(scrambled[fold_of == 0])
+    after = blend.nested_oof("per-label", members, scrambled, JIGSAW_TOXIC_2018, fold_of)
+    np.testing.assert_allclose(after[fold_of == 0], before[fold_of == 0])
+    assert not np.allclose(after[fold_of != 0], before[fold_of != 0])
+
+
+def test_fitted_blends_report_a_nested_score_and_rank_blends_do_not(tfidf_run, features_run, work):
+    fitted = blend.main(["tfidf", "features"], "blend-nested", "weighted", str(work / "runs"), str(work / "submissions"))
+    assert 0.5 < fitted["oof_auc_nested"] <= 1.0
+    plain = blend.main(["tfidf", "features"], "blend-plain", "rank", str(work / "runs"), str(work / "submissions"))
+    assert plain["oof_auc_nested"] is None
