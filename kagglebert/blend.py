@@ -181,7 +181,7 @@ def print_table(rows: list[tuple[str, float, float | None]], metric: str) -> Non
         print(f"{name:<{width}}  {score:8.4f}  {'' if weight is None else f'{weight:6.3f}'}")
 
 
-def main(runs: list[str], name: str, method: str = "rank", runs_dir: str = "runs", submissions_dir: str = "submissions") -> dict:
+def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "runs", submissions_dir: str = "submissions") -> dict:
     if len(runs) < 2:
         raise ConfigError(f"blend --runs {' '.join(runs)}: give at least two runs")
     if len(set(runs)) != len(runs):

@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     blend = sub.add_parser("blend", help="rank/weighted average of runs sharing folds.csv")
     blend.add_argument("--runs", nargs="+", required=True, help="run names (folders under --runs-dir)")
     blend.add_argument("--name", required=True, help="name of the blend run")
-    blend.add_argument("--method", choices=("rank", "weighted", "per-label"), default="rank",
-                       help="equal rank average; one weight vector; or one per label column (weights from OOF only)")
+    blend.add_argument("--method", choices=("rank", "weighted", "per-label"), default="weighted",
+                       help="one weight vector on the members' ranks (default); one per label column; or equal "
+                            "weights (rank). Weights come from OOF only (RESULTS.md: equal weights lost to the "
+                            "fine-tuned model alone on the whole sample, weighted beat it)")
     blend.add_argument("--runs-dir", default="runs")
     blend.add_argument("--submissions-dir", default="submissions")
     ablate = sub.add_parser("ablate", help="FiT vs ITPT-FiT with identical folds and seeds")

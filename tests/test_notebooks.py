@@ -169,7 +169,7 @@ def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
         blended = json.loads((runs / "quick-blend" / "metrics.json").read_text())
         assert blended["members"] == ["quick-itpt", "quick-tfidf", "quick-features"]
         assert (notebook_env / "submissions" / "quick-blend.csv").is_file()
-        assert "blend (rank)" in outputs_text_of(notebook, "report.blend_table")
+        assert "weights from the other folds" in outputs_text_of(notebook, "report.blend_table")
 
 
 def outputs_text_of(notebook, call: str) -> str:
