@@ -165,10 +165,10 @@ def prediction_histograms(frame: pd.DataFrame, labels: list[str], title: str = "
     return fig
 
 
-
 def blend_per_label(table: pd.DataFrame) -> Figure:
     """OOF AUC per label for each blend member and the blend (rows of report.blend_table)."""
     labels = [c for c in table.columns if c not in ("weight", "OOF AUC")]
+    table = table.dropna(subset=labels, how="all")  # the nested-score row has no per-label AUCs
     fig, ax = _figure(9.0, 4.0)
     width = 0.8 / len(table)
     x = np.arange(len(labels))
