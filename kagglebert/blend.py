@@ -191,6 +191,13 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     if method not in METHODS:
         raise ConfigError(f"blend --method {method}: choose one of {', '.join(METHODS)}")
     out = run_dir(runs_dir, name)
+    # refuse before any work: the name must be new, or this very blend again
+    if (out / "config.toml").is_file():
+        raise RunError(f"{out}: is a training run, not a blend; choose a new --name")
+    if out.is_dir() and (out / "metrics.json").is_file():
+        old = read_json(out / "metrics.json")
+        if old.get("members") != runs or old.get("method") != method:
+            raise RunError(f"{out}: holds another blend ({' '.join(old.get('members', []))}, {old.get('method')}); choose a new --name or delete it")
 
     first = load_member(runs[0], runs_dir, None, None)
     data, task = load_labels(first)
@@ -220,12 +227,6 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     if method != "rank":  # equal weights fit nothing: their OOF score is already honest
         nested = task.score(labels, nested_oof(method, oof_ranks, labels, task, fold_of), task.label_columns)["score"]
 
-    if (out / "config.toml").is_file():
-        raise RunError(f"{out}: is a training run, not a blend; choose a new --name")
-    if out.is_dir() and (out / "metrics.json").is_file():
-        old = read_json(out / "metrics.json")
-        if old.get("members") != runs or old.get("method") != method:
-            raise RunError(f"{out}: holds another blend ({' '.join(old.get('members', []))}, {old.get('method')}); choose a new --name or delete it")
     out.mkdir(parents=True, exist_ok=True)
     oof_frame = pd.DataFrame(oof, columns=task.label_columns)
     oof_frame.insert(0, task.id_column, train_ids)
