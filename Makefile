@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m kagglebert run --config configs/demo.toml
+	$(PY) -m kagglebert run --config demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests

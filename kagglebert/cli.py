@@ -5,8 +5,8 @@ import argparse
 import logging
 import sys
 
-from . import config as config_mod
-from .errors import KagglebertError
+from .core import config as config_mod
+from .core.errors import KagglebertError
 
 log = logging.getLogger("kagglebert")
 
@@ -15,7 +15,8 @@ STAGES = ("eda", "lm", "train", "submit", "run")
 
 def run_all(cfg) -> dict:
     """EDA → LM fine-tuning (when lm.epochs > 0) → k-fold training → submission."""
-    from . import distributed, eda, lm, submit, train
+    from .core import distributed
+    from .stages import eda, lm, submit, train
 
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():  # EDA is cheap and writes files: rank 0 alone
@@ -65,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "blend":
-            from .blend import main as blend_main
+            from .analysis.blend import main as blend_main
 
             blend_main(args.runs, args.name, args.method, args.runs_dir, args.submissions_dir)
             return 0
         cfg = config_mod.load(args.config, args.overrides)
         if args.command == "ablate":
-            from .ablate import main as ablate_main
+            from .analysis.ablate import main as ablate_main
 
             ablate_main(cfg, args.seeds, args.lm_epochs)
         elif args.command == "run":
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             import importlib
 
-            result = importlib.import_module(f"kagglebert.{args.command}").main(cfg)
+            result = importlib.import_module(f"kagglebert.stages.{args.command}").main(cfg)
             if args.command == "submit":
                 print(f"submission: {result.path}\nsubmit with: {result.command}")
     except KagglebertError as err:

@@ -66,7 +66,9 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # The profile's config, printed as the TOML that is saved in the run folder.
 
 # %%
-from kagglebert import config, eda, plots, report, profiles
+from kagglebert.core import config
+from kagglebert.stages import eda
+from kagglebert.notebook import plots, profiles, report
 
 cfg = profiles.load(PROFILE)
 print(f"environment: {profiles.where()}")

@@ -17,7 +17,7 @@
 #
 # ULMFiT's middle step, applied to BERT: before training the classifier, continue masked-LM
 # training on the competition's own comments (train + test text, no labels). Sun et al. (2019)
-# call it within-task pre-training (ITPT). `kagglebert.lm.main(cfg)` packs the corpus into
+# call it within-task pre-training (ITPT). `kagglebert.stages.lm.main(cfg)` packs the corpus into
 # fixed-length blocks, holds 5% out to measure perplexity before and after, trains with a fresh
 # mask every epoch and saves the model in `runs/<name>/lm/`, where notebook 3 picks it up.
 
@@ -67,7 +67,9 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # its classifier from the LM this notebook saves (and a FiT arm without it, for comparison).
 
 # %%
-from kagglebert import config, lm, plots, report, profiles
+from kagglebert.core import config
+from kagglebert.stages import lm
+from kagglebert.notebook import plots, profiles, report
 
 cfg = profiles.load(PROFILE)
 itpt = profiles.variants(cfg)["ITPT-FiT"]

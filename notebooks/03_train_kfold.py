@@ -17,7 +17,7 @@
 #
 # Two arms on the same folds with the same seeds and recipe, the question behind the project:
 # does fine-tuning the LM on the competition text first (ITPT-FiT) beat fine-tuning the
-# classifier straight from the checkpoint (FiT)? `kagglebert.train.main(cfg)` trains one model
+# classifier straight from the checkpoint (FiT)? `kagglebert.stages.train.main(cfg)` trains one model
 # per fold, scores it on its own fold, and writes per-fold records, `oof.csv`,
 # `test_pred.csv` and `metrics.json` to `runs/<name>/`. Completed folds are reused.
 
@@ -67,7 +67,8 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # Only those two keys differ.
 
 # %%
-from kagglebert import config, plots, report, profiles
+from kagglebert.core import config
+from kagglebert.notebook import plots, profiles, report
 
 cfg = profiles.load(PROFILE)
 arms = profiles.variants(cfg)

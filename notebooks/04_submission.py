@@ -17,9 +17,9 @@
 #
 # Blend the fold models' test predictions, write `submissions/<name>.csv` in exactly
 # `sample_submission.csv`'s shape (checked before writing, never overwriting a different file)
-# and print the `kaggle competitions submit` command for it. `kagglebert.submit.main(cfg)` does
+# and print the `kaggle competitions submit` command for it. `kagglebert.stages.submit.main(cfg)` does
 # the writing; the cells around it show what went in. Then the classic baselines on the same
-# folds, and a blend of all three with its own submission (`kagglebert.blend.main`).
+# folds, and a blend of all three with its own submission (`kagglebert.analysis.blend.main`).
 
 # %% [markdown]
 # ## Setup
@@ -67,7 +67,9 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # the other arm).
 
 # %%
-from kagglebert import config, plots, report, profiles, submit
+from kagglebert.core import config
+from kagglebert.stages import submit
+from kagglebert.notebook import plots, profiles, report
 
 cfg = profiles.load(PROFILE)
 chosen = profiles.variants(cfg)["ITPT-FiT"]
@@ -136,7 +138,7 @@ report.summary_table({name: profiles.train_run(run)["oof_auc"] for name, run in 
 # is the honest score: each fold blended with weights chosen without it.
 
 # %%
-from kagglebert import blend
+from kagglebert.analysis import blend
 
 members = [chosen.run.name, *(run.run.name for run in baseline_runs.values())]
 blended = blend.main(members, name=f"{cfg.run.name}-blend", method="weighted",

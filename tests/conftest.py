@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kagglebert.paths import BUNDLED_SAMPLE, REPO_ROOT, resolve_model
+from kagglebert.core.paths import BUNDLED_SAMPLE, REPO_ROOT, resolve_model
 
 SAMPLE_TRAIN_ROWS = 300  # enough for 2 stratified folds and masking statistics, small enough for 2 cores
 
@@ -47,7 +47,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(tiny_model_dir):
-    from kagglebert.tokenization import load_tokenizer
+    from kagglebert.core.tokenization import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from scipy.stats import rankdata
 
-from kagglebert import blend, cli
-from kagglebert import config as config_mod
-from kagglebert import train
-from kagglebert.tasks import JIGSAW_TOXIC_2018
+from kagglebert import cli
+from kagglebert.analysis import blend
+from kagglebert.core import config as config_mod
+from kagglebert.stages import train
+from kagglebert.core.tasks import JIGSAW_TOXIC_2018
 
 LABELS = JIGSAW_TOXIC_2018.label_columns
 
@@ -39,14 +40,14 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tfidf_run(work, sample_dir, run_cli):
     """The real CLI: `run` with model.kind = tfidf on 300 rows, 2 folds."""
-    proc = run_cli("run", "--config", "configs/tfidf.toml", *set_args(base_overrides(sample_dir, work)))
+    proc = run_cli("run", "--config", "tfidf", *set_args(base_overrides(sample_dir, work)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work / "runs" / "tfidf", proc
 
 
 @pytest.fixture(scope="module")
 def features_cfg(work, sample_dir, tiny_model_dir):
-    return config_mod.load("configs/features.toml", base_overrides(sample_dir, work, **{"model.name": tiny_model_dir, "model.max_length": 64, "run.device": "cpu"}))
+    return config_mod.load("features", base_overrides(sample_dir, work, **{"model.name": tiny_model_dir, "model.max_length": 64, "run.device": "cpu"}))
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_features_embeds_once_and_reuses_the_cache(features_run, monkeypatch):
     def no_encoder(*args, **kwargs):
         raise AssertionError("the cached embeddings should have been used")
 
-    monkeypatch.setattr("kagglebert.baselines.load_encoder", no_encoder)
+    monkeypatch.setattr("kagglebert.stages.baselines.load_encoder", no_encoder)
     (folder / "metrics.json").unlink()
     shutil.rmtree(folder / "folds")
     again = train.main(cfg)
@@ -101,9 +102,9 @@ def test_pooled_encoding_matches_one_text_at_a_time(tiny_model_dir, tokenizer):
     """Batched, length-sorted, padded encoding = each text alone without any padding."""
     import torch
 
-    from kagglebert.baselines import encode
-    from kagglebert.modeling import load_encoder
-    from kagglebert.tokenization import tokenize
+    from kagglebert.stages.baselines import encode
+    from kagglebert.core.modeling import load_encoder
+    from kagglebert.core.tokenization import tokenize
 
     texts = ["short", "a much longer comment with quite a few more words in it than the others", "", "medium length text here"]
     tokens = tokenize(tokenizer, texts, max_length=32, truncation="head")
@@ -155,7 +156,7 @@ def test_per_label_blend_is_never_worse_than_any_member_on_any_label(tfidf_run, 
 
 
 def test_blend_refuses_runs_with_other_folds(tfidf_run, work, sample_dir, capsys):
-    cfg = config_mod.load("configs/tfidf.toml", base_overrides(sample_dir, work, **{"run.name": "tfidf-otherfolds", "data.fold_seed": 7}))
+    cfg = config_mod.load("tfidf", base_overrides(sample_dir, work, **{"run.name": "tfidf-otherfolds", "data.fold_seed": 7}))
     train.main(cfg)
     code = cli.main(["blend", "--runs", "tfidf", "tfidf-otherfolds", "--name", "bad-blend", "--runs-dir", str(work / "runs"),
                      "--submissions-dir", str(work / "submissions")])
@@ -170,7 +171,7 @@ def test_ablate_pairs_fit_and_itpt_on_identical_folds(tmp_path, sample_dir, tiny
         "run.name": "abl", "model.name": tiny_model_dir, "data.max_rows": 150, "train.epochs": 1, "lm.epochs": 1,
         "model.max_length": 64, "lm.block_size": 64, "lm.include_test": "false", "run.device": "cpu",
     })
-    code = cli.main(["ablate", "--config", "configs/demo.toml", *set_args(overrides), "--seeds", "0", "--lm-epochs", "0", "1"])
+    code = cli.main(["ablate", "--config", "demo", *set_args(overrides), "--seeds", "0", "--lm-epochs", "0", "1"])
     out = capsys.readouterr()
     assert code == 0, out.err[-2000:]
     folder = tmp_path / "runs" / "abl"
@@ -193,7 +194,7 @@ def test_ablate_pairs_fit_and_itpt_on_identical_folds(tmp_path, sample_dir, tiny
 
 
 def test_ablate_needs_an_lm_length(sample_dir, tmp_path, capsys):
-    code = cli.main(["ablate", "--config", "configs/demo.toml", *set_args(base_overrides(sample_dir, tmp_path))])
+    code = cli.main(["ablate", "--config", "demo", *set_args(base_overrides(sample_dir, tmp_path))])
     assert code == 2 and "lm.epochs" in capsys.readouterr().err
 
 

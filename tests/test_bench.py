@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from kagglebert import bench
-from kagglebert.batching import PadCollator
-from kagglebert.tokenization import TokenizedTexts
+from kagglebert.core.batching import PadCollator
+from kagglebert.core.tokenization import TokenizedTexts
 
 
 def test_tally_counts_real_and_padded_tokens_per_batch():

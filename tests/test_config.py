@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from kagglebert import config as config_mod
-from kagglebert.config import Config
-from kagglebert.errors import ConfigError
-from kagglebert.paths import REPO_ROOT
+from kagglebert.core import config as config_mod
+from kagglebert.core.config import Config
+from kagglebert.core.errors import ConfigError
+from kagglebert.core.paths import BUNDLED_CONFIGS, REPO_ROOT
 
-DEMO = REPO_ROOT / "configs" / "demo.toml"
+DEMO = BUNDLED_CONFIGS / "demo.toml"
 
 
 def test_demo_toml_loads_over_defaults():
@@ -125,9 +125,9 @@ def test_replace_copies_and_checks():
 
 def test_notebook_full_profile_matches_the_kaggle_config():
     """profiles.py repeats configs/kaggle-bert-base.toml (configs/ is not in the wheel): keep them equal."""
-    from kagglebert import profiles
+    from kagglebert.notebook import profiles
 
-    toml = config_mod.load(REPO_ROOT / "configs" / "kaggle-bert-base.toml").to_dict()
+    toml = config_mod.load(BUNDLED_CONFIGS / "kaggle-bert-base.toml").to_dict()
     for section, values in profiles.PROFILES["full"].items():
         for key, value in values.items():
             if (section, key) in {("run", "name"), ("run", "progress")}:
@@ -138,11 +138,12 @@ def test_notebook_full_profile_matches_the_kaggle_config():
 def test_notebook_baselines_match_the_baseline_configs():
     """profiles.BASELINES repeats the model and train settings of configs/tfidf.toml and
     configs/features.toml: keep them equal."""
-    from kagglebert import config, profiles
-    from kagglebert.paths import REPO_ROOT
+    from kagglebert.core import config
+    from kagglebert.notebook import profiles
+    from kagglebert.core.paths import BUNDLED_CONFIGS, REPO_ROOT
 
     for label, file in (("TF-IDF", "tfidf.toml"), ("features", "features.toml")):
-        reference = config.load(REPO_ROOT / "configs" / file)
+        reference = config.load(BUNDLED_CONFIGS / file)
         for section, values in profiles.BASELINES[label].items():
             for key, value in values.items():
                 assert getattr(getattr(reference, section), key) == value, f"{label}: {section}.{key}"

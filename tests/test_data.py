@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from kagglebert.data import load_competition
-from kagglebert.errors import DataError
-from kagglebert.tasks import JIGSAW_TOXIC_2018
+from kagglebert.core.data import load_competition
+from kagglebert.core.errors import DataError
+from kagglebert.core.tasks import JIGSAW_TOXIC_2018
 
 from conftest import SAMPLE_TRAIN_ROWS, read_raw_csv
 
@@ -132,14 +132,14 @@ def assert_cli_error(proc, *fragments: str) -> str:
 def test_cli_rejects_bad_input(case, broken_copy, sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
     edit, file, message = BAD_INPUTS[case]
     folder = broken_copy(edit)
-    proc = run_cli("run", "--config", "configs/demo.toml", *small_run_args(folder, tiny_model_dir, tmp_path))
+    proc = run_cli("run", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path))
     assert_cli_error(proc, f"error: {folder / file}: ", expected_message(sample_dir, message))
     submissions = tmp_path / "submissions"
     assert not submissions.exists() or not any(submissions.iterdir())
 
 
 def test_cli_rejects_unknown_set_key(sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
-    proc = run_cli("run", "--config", "configs/demo.toml", *small_run_args(sample_dir, tiny_model_dir, tmp_path), "--set", "train.lrr=1e-4")
+    proc = run_cli("run", "--config", "demo", *small_run_args(sample_dir, tiny_model_dir, tmp_path), "--set", "train.lrr=1e-4")
     assert_cli_error(proc, "error: --set train.lrr=1e-4: unknown key 'train.lrr'; train has ")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "submissions").exists()
 
@@ -150,7 +150,7 @@ def test_cli_keeps_rows_with_empty_text(broken_copy, tiny_model_dir, tmp_path, r
         test.loc[0, "comment_text"] = ""
 
     folder = broken_copy(blank_texts)
-    proc = run_cli("eda", "--config", "configs/demo.toml", *small_run_args(folder, tiny_model_dir, tmp_path, **{"data.max_rows": 0}))
+    proc = run_cli("eda", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path, **{"data.max_rows": 0}))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 4)" in proc.stderr
     assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 1)" in proc.stderr

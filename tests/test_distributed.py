@@ -10,12 +10,12 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from kagglebert import distributed
-from kagglebert.batching import LengthBucketBatchSampler, PadCollator
-from kagglebert.engine import make_scaler, make_scheduler, train_epoch
-from kagglebert.modeling import Classifier
-from kagglebert.tasks import bce_loss
-from kagglebert.tokenization import load_tokenizer, tokenize
+from kagglebert.core import distributed
+from kagglebert.core.batching import LengthBucketBatchSampler, PadCollator
+from kagglebert.core.engine import make_scaler, make_scheduler, train_epoch
+from kagglebert.core.modeling import Classifier
+from kagglebert.core.tasks import bce_loss
+from kagglebert.core.tokenization import load_tokenizer, tokenize
 
 TEXTS = [f"comment number {i} says " + "something rather long " * (i % 7) for i in range(16)]
 PER_RANK_BATCH = 4
@@ -119,7 +119,7 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(tiny_model_dir
     assert changed > 10
     assert np.isfinite(result["loss_curve"]).all() and np.isfinite(stats.loss_curve).all()
     # the gathered predictions cover every row, in the original order
-    from kagglebert.modeling import predict
+    from kagglebert.core.modeling import predict
 
     expected = predict(model, tokens, pad_id, 3, torch.device("cpu"), "fp32")
     np.testing.assert_allclose(result["predictions"], expected, rtol=1e-4, atol=1e-5)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from kagglebert.batching import MaskingCollator, PadCollator, pack_blocks
-from kagglebert.engine import make_scaler, make_scheduler, train_epoch
-from kagglebert.modeling import Classifier, masked_lm_loss
-from kagglebert.tasks import bce_loss
-from kagglebert.tokenization import tokenize
+from kagglebert.core.batching import MaskingCollator, PadCollator, pack_blocks
+from kagglebert.core.engine import make_scaler, make_scheduler, train_epoch
+from kagglebert.core.modeling import Classifier, masked_lm_loss
+from kagglebert.core.tasks import bce_loss
+from kagglebert.core.tokenization import tokenize
 
 TEXTS = [
     "You are a wonderful person and I thank you for the edits.",
@@ -86,9 +86,9 @@ def test_gradient_accumulation_equals_one_step_on_the_concatenated_batch(tiny_mo
 
 
 def test_a_fresh_mlm_head_gets_its_own_lr_and_the_tied_decoder_stays_with_the_encoder(tiny_model_dir):
-    from kagglebert.config import Config
-    from kagglebert.lm import lm_param_groups
-    from kagglebert.modeling import load_masked_lm
+    from kagglebert.core.config import Config
+    from kagglebert.stages.lm import lm_param_groups
+    from kagglebert.core.modeling import load_masked_lm
 
     model, _ = load_masked_lm(str(tiny_model_dir))
     cfg = Config().replace(lm={"lr": 1e-4, "head_lr": 1e-3})

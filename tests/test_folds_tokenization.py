@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kagglebert import folds as folds_mod
-from kagglebert import tokenization
-from kagglebert.data import load_competition
-from kagglebert.errors import RunError
-from kagglebert.folds import load_or_make_folds, make_folds
-from kagglebert.tasks import JIGSAW_TOXIC_2018
-from kagglebert.tokenization import tokenize, truncate
+from kagglebert.core import folds as folds_mod
+from kagglebert.core import tokenization
+from kagglebert.core.data import load_competition
+from kagglebert.core.errors import RunError
+from kagglebert.core.folds import load_or_make_folds, make_folds
+from kagglebert.core.tasks import JIGSAW_TOXIC_2018
+from kagglebert.core.tokenization import tokenize, truncate
 
 TASK = JIGSAW_TOXIC_2018
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from kagglebert.tasks import bce_loss, positive_weights
+from kagglebert.core.tasks import bce_loss, positive_weights
 
 
 def test_positive_weights_follow_prevalence():

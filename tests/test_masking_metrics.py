@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from kagglebert.batching import MaskingCollator, pack_blocks
-from kagglebert.data import load_competition
-from kagglebert.tasks import JIGSAW_TOXIC_2018, mean_column_auc
-from kagglebert.tokenization import tokenize
+from kagglebert.core.batching import MaskingCollator, pack_blocks
+from kagglebert.core.data import load_competition
+from kagglebert.core.tasks import JIGSAW_TOXIC_2018, mean_column_auc
+from kagglebert.core.tokenization import tokenize
 
 BLOCK = 64
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from kagglebert.paths import REPO_ROOT
+from kagglebert.core.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 NAMES = [p.stem for p in NOTEBOOKS]
@@ -179,7 +179,7 @@ def outputs_text_of(notebook, call: str) -> str:
 
 
 def test_profile_environment_wins_over_the_notebook(monkeypatch):
-    from kagglebert import profiles
+    from kagglebert.notebook import profiles
 
     monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
     monkeypatch.setenv("KAGGLEBERT_PROFILE", "full")
@@ -194,8 +194,8 @@ def test_profile_environment_wins_over_the_notebook(monkeypatch):
 
 
 def test_profile_mistakes_are_config_errors(monkeypatch):
-    from kagglebert import profiles
-    from kagglebert.errors import ConfigError
+    from kagglebert.notebook import profiles
+    from kagglebert.core.errors import ConfigError
 
     monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
     monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
@@ -209,8 +209,8 @@ def test_profile_mistakes_are_config_errors(monkeypatch):
 
 
 def test_the_two_arms_differ_only_in_the_lm_stage(monkeypatch):
-    from kagglebert import profiles
-    from kagglebert.runs import flat
+    from kagglebert.notebook import profiles
+    from kagglebert.core.runs import flat
 
     monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
     monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)

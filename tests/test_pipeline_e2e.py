@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kagglebert.config import tomllib  # tomli on Python 3.10
-from kagglebert.tasks import JIGSAW_TOXIC_2018
+from kagglebert.core.config import tomllib  # tomli on Python 3.10
+from kagglebert.core.tasks import JIGSAW_TOXIC_2018
 
 from conftest import read_raw_csv
 
@@ -22,7 +22,7 @@ FAST = {"lm.include_test": "false"}
 def e2e(tmp_path_factory, sample_dir, tiny_model_dir, run_cli, small_run_args):
     """One full `run`, shared by every assertion of this module."""
     work = tmp_path_factory.mktemp("e2e")
-    args = ["run", "--config", "configs/demo.toml", *small_run_args(sample_dir, tiny_model_dir, work, **FAST)]
+    args = ["run", "--config", "demo", *small_run_args(sample_dir, tiny_model_dir, work, **FAST)]
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"work": work, "run": work / "runs" / "demo", "submission": work / "submissions" / "demo.csv",
@@ -143,7 +143,7 @@ def short_test_dir(sample_dir, tmp_path):
 
 def test_resumed_training_skips_finished_folds(tmp_path, short_test_dir, tiny_model_dir, run_cli, small_run_args):
     overrides = {"lm.epochs": 0, "run.name": "resume", "data.max_rows": 120}
-    base = ["--config", "configs/demo.toml", *small_run_args(short_test_dir, tiny_model_dir, tmp_path, **overrides)]
+    base = ["--config", "demo", *small_run_args(short_test_dir, tiny_model_dir, tmp_path, **overrides)]
     run = tmp_path / "runs" / "resume"
 
     first = run_cli("train", *base, "--set", "train.folds=[0]")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kagglebert.errors import DataError, RunError
-from kagglebert.submit import build_submission, submit_predictions, write_new
-from kagglebert.tasks import JIGSAW_TOXIC_2018
+from kagglebert.core.errors import DataError, RunError
+from kagglebert.stages.submit import build_submission, submit_predictions, write_new
+from kagglebert.core.tasks import JIGSAW_TOXIC_2018
 
 from conftest import read_raw_csv
 

@@ -4,7 +4,7 @@ into fixed-length blocks with a fresh mask every epoch. 5% of the blocks are hel
 (perplexity) before and after. The result is saved with `save_pretrained` to `runs/<name>/lm/`,
 where the classifier stage picks it up when `lm.epochs > 0`.
 
-    python -m kagglebert lm --config configs/demo.toml --set lm.epochs=4
+    python -m kagglebert lm --config demo --set lm.epochs=4
 """
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ import shutil
 import numpy as np
 import torch
 
-from . import distributed
-from .batching import LengthBucketBatchSampler, MaskingCollator, pack_blocks
-from .config import Config
-from .engine import (autocast, make_optimizer, make_scaler, make_scheduler, move, param_groups,
+from ..core import distributed
+from ..core.batching import LengthBucketBatchSampler, MaskingCollator, pack_blocks
+from ..core.config import Config
+from ..core.engine import (autocast, make_optimizer, make_scaler, make_scheduler, move, param_groups,
                      resolve_device, resolve_precision, seed_everything, train_epoch)
-from .errors import RunError
-from .modeling import load_masked_lm, masked_lm_loss
-from .paths import cache_dir, resolve_model
-from .runs import Run, open_run, read_json, write_json
-from .tokenization import load_tokenizer, tokenize
+from ..core.errors import RunError
+from ..core.modeling import load_masked_lm, masked_lm_loss
+from ..core.paths import cache_dir, resolve_model
+from ..core.runs import Run, open_run, read_json, write_json
+from ..core.tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 

@@ -9,8 +9,8 @@
 Both write the same per-fold files as the transformer (through `train.save_fold`), so oof.csv,
 test_pred.csv, metrics.json and the submission come from the same code.
 
-    python -m kagglebert run --config configs/tfidf.toml
-    python -m kagglebert run --config configs/features.toml
+    python -m kagglebert run --config tfidf
+    python -m kagglebert run --config features
 """
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from .batching import PadCollator, sorted_batches
-from .data import CompetitionData
-from .engine import autocast, move, resolve_device, resolve_precision, seed_everything
-from .errors import ConfigError
-from .modeling import load_encoder
-from .paths import cache_dir
-from .runs import Run
-from .tokenization import TokenizedTexts, load_tokenizer, tokenize
+from ..core.batching import PadCollator, sorted_batches
+from ..core.data import CompetitionData
+from ..core.engine import autocast, move, resolve_device, resolve_precision, seed_everything
+from ..core.errors import ConfigError
+from ..core.modeling import load_encoder
+from ..core.paths import cache_dir
+from ..core.runs import Run
+from ..core.tokenization import TokenizedTexts, load_tokenizer, tokenize
 from .train import save_fold, start_checkpoint
 
 log = logging.getLogger("kagglebert")

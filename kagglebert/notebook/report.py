@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .config import Config
-from .data import find_file, read_csv
-from .errors import RunError
-from .paths import find_data_dir, resolve_model, run_dir
-from .runs import open_run, read_json
-from .tasks import get_task
+from ..core.config import Config
+from ..core.data import find_file, read_csv
+from ..core.errors import RunError
+from ..core.paths import find_data_dir, resolve_model, run_dir
+from ..core.runs import open_run, read_json
+from ..core.tasks import get_task
 
 
 def _folder(cfg: Config):
@@ -59,7 +59,7 @@ def fill_mask(model_path: str, sentences: list[str], top_k: int = 5) -> list[lis
     model's own mask token is)."""
     from transformers import pipeline
 
-    from .modeling import quiet_transformers
+    from ..core.modeling import quiet_transformers
 
     quiet_transformers()
     unmasker = pipeline("fill-mask", model=model_path, tokenizer=model_path, device="cpu", top_k=top_k)

@@ -6,7 +6,7 @@ paired: for every seed and fold, ITPT's fold AUC minus FiT's on the very same va
 
 Writes `runs/<name>/ablation.json`, `ablation.md` (also printed) and `ablation.png`.
 
-    python -m kagglebert ablate --config configs/demo.toml --seeds 0 1 2 --lm-epochs 0 1 4
+    python -m kagglebert ablate --config demo --seeds 0 1 2 --lm-epochs 0 1 4
 """
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import lm as lm_stage
-from . import train as train_stage
-from .config import Config
-from .errors import ConfigError, RunError
-from .paths import run_dir
-from .runs import write_atomic, write_json
+from ..stages import lm as lm_stage
+from ..stages import train as train_stage
+from ..core.config import Config
+from ..core.errors import ConfigError, RunError
+from ..core.paths import run_dir
+from ..core.runs import write_atomic, write_json
 
 log = logging.getLogger("kagglebert")
 

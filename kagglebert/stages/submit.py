@@ -2,7 +2,7 @@
 and row order, probabilities in [0, 1] and no NaN. Checked before it is written, written to a
 temporary file and linked into place, never over an existing file.
 
-    python -m kagglebert submit --config configs/demo.toml
+    python -m kagglebert submit --config demo
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import Config
-from .data import find_file, read_csv
-from .errors import DataError, RunError
-from .paths import find_data_dir
-from .runs import open_run
-from .tasks import TaskSpec
+from ..core.config import Config
+from ..core.data import find_file, read_csv
+from ..core.errors import DataError, RunError
+from ..core.paths import find_data_dir
+from ..core.runs import open_run
+from ..core.tasks import TaskSpec
 
 log = logging.getLogger("kagglebert")
 

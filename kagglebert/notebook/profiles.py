@@ -16,10 +16,10 @@ import os
 import shlex
 from pathlib import Path
 
-from . import config as config_mod
-from .config import Config
-from .errors import ConfigError
-from .paths import KAGGLE_INPUT, REPO_ROOT
+from ..core import config as config_mod
+from ..core.config import Config
+from ..core.errors import ConfigError
+from ..core.paths import KAGGLE_INPUT, REPO_ROOT
 
 PROFILE_ENV = "KAGGLEBERT_PROFILE"
 OVERRIDES_ENV = "KAGGLEBERT_OVERRIDES"
@@ -122,7 +122,7 @@ def baselines(cfg: Config) -> dict[str, Config]:
 def train_run(cfg: Config) -> dict | None:
     """Everything a run's classifier needs, reusing what is complete: the LM stage when
     lm.epochs > 0, then k-fold training. Returns train.main's metrics."""
-    from . import lm, train
+    from ..stages import lm, train
 
     if cfg.lm.epochs > 0 and cfg.model.kind == "transformer":
         lm.main(cfg)

@@ -2,7 +2,7 @@
 characters and tokens (train vs test), the share cut at the configured max length, duplicate and
 empty texts. Tables go to `runs/<name>/eda/` as CSV/JSON.
 
-    python -m kagglebert eda --config configs/demo.toml
+    python -m kagglebert eda --config demo
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .config import Config
-from .paths import cache_dir, resolve_model
-from .runs import Run, open_run, write_json
-from .tokenization import load_tokenizer, tokenize
+from ..core.config import Config
+from ..core.paths import cache_dir, resolve_model
+from ..core.runs import Run, open_run, write_json
+from ..core.tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 

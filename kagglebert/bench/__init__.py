@@ -48,12 +48,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batching import LengthBucketBatchSampler, MaskingCollator, PadCollator, pack_blocks
-from .engine import make_optimizer, make_scaler, make_scheduler, param_groups, resolve_precision, train_epoch
-from .modeling import Classifier, masked_lm_loss, predict, quiet_transformers
-from .paths import BUNDLED_SAMPLE, resolve_model
-from .tasks import JIGSAW_TOXIC_2018, bce_loss
-from .tokenization import TokenizedTexts, load_tokenizer, tokenize
+from ..core.batching import LengthBucketBatchSampler, MaskingCollator, PadCollator, pack_blocks
+from ..core.engine import make_optimizer, make_scaler, make_scheduler, param_groups, resolve_precision, train_epoch
+from ..core.modeling import Classifier, masked_lm_loss, predict, quiet_transformers
+from ..core.paths import BUNDLED_SAMPLE, resolve_model
+from ..core.tasks import JIGSAW_TOXIC_2018, bce_loss
+from ..core.tokenization import TokenizedTexts, load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 

@@ -1,6 +1,6 @@
 """Data parallel training (e.g. Kaggle's 2×T4) with torch.distributed DDP, launched by torchrun:
 
-    torchrun --nproc_per_node 2 -m kagglebert train --config configs/demo.toml
+    torchrun --nproc_per_node 2 -m kagglebert train --config demo
 
 Every rank runs the same stage code. The batch sampler is sharded (rank r takes every
 world_size-th batch, all ranks the same count, so no rank waits on a collective that never comes);

@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from . import config as config_mod
-from .data import CompetitionData
-from .errors import ConfigError, RunError
-from .paths import run_dir
-from .runs import Run, read_json, write_json
-from .submit import submit_predictions
-from .tasks import TaskSpec, get_task
+from ..core import config as config_mod
+from ..core.data import CompetitionData
+from ..core.errors import ConfigError, RunError
+from ..core.paths import run_dir
+from ..core.runs import Run, read_json, write_json
+from ..stages.submit import submit_predictions
+from ..core.tasks import TaskSpec, get_task
 
 log = logging.getLogger("kagglebert")
 

@@ -17,6 +17,7 @@ except ModuleNotFoundError:  # Python 3.10 (some Kaggle images)
 import tomli_w
 
 from .errors import ConfigError
+from .paths import BUNDLED_CONFIGS
 
 
 @dataclass
@@ -169,13 +170,28 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def bundled_configs() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.toml"))
+
+
+def config_path(name: str | Path) -> Path:
+    """A TOML file's path, or the name of a config that ships inside the package (`demo`,
+    `kaggle-bert-base`, …). `configs/demo.toml`, the path in a clone before the configs moved into
+    the package, still finds the bundled file (an alias kept for one release)."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    bundled = BUNDLED_CONFIGS / f"{path.name.removesuffix('.toml')}.toml"
+    if bundled.is_file() and (path.parent in (Path("."), Path("configs")) or path.name == str(name)):
+        return bundled
+    raise ConfigError(f"{name}: config file not found (bundled configs: {', '.join(bundled_configs())})")
+
+
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults ← TOML file ← `--set` overrides; every key must exist and keep its type."""
     raw: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
+        path = config_path(path)
         try:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as err:

@@ -6,7 +6,7 @@ epoch's validation and test predictions are written as soon as the fold ends, so
 resumes at the first unfinished fold. When every fold is done: `oof.csv`, `test_pred.csv` (mean
 over folds) and `metrics.json`.
 
-    python -m kagglebert train --config configs/demo.toml
+    python -m kagglebert train --config demo
 """
 from __future__ import annotations
 
@@ -19,19 +19,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import distributed
+from ..core import distributed
 from . import lm as lm_stage
-from .batching import LengthBucketBatchSampler, PadCollator
-from .config import Config
-from .data import CompetitionData
-from .engine import (make_optimizer, make_scaler, make_scheduler, param_groups, resolve_device,
+from ..core.batching import LengthBucketBatchSampler, PadCollator
+from ..core.config import Config
+from ..core.data import CompetitionData
+from ..core.engine import (make_optimizer, make_scaler, make_scheduler, param_groups, resolve_device,
                      resolve_precision, seed_everything, train_epoch)
-from .errors import RunError
-from .modeling import build_classifier
-from .paths import cache_dir, resolve_model, temporary_path
-from .runs import Run, open_run, read_json, write_json
-from .tasks import positive_weights
-from .tokenization import load_tokenizer, tokenize
+from ..core.errors import RunError
+from ..core.modeling import build_classifier
+from ..core.paths import cache_dir, resolve_model, temporary_path
+from ..core.runs import Run, open_run, read_json, write_json
+from ..core.tasks import positive_weights
+from ..core.tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 

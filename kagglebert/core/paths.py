@@ -7,8 +7,10 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_SAMPLE = REPO_ROOT / "data" / "jigsaw-toxic-2018-sample"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # kagglebert/: everything below ships in the wheel
+REPO_ROOT = PACKAGE_DIR.parent  # a clone's root (in an installed wheel: site-packages, unused)
+BUNDLED_SAMPLE = PACKAGE_DIR / "sample_data" / "jigsaw-toxic-2018-sample"
+BUNDLED_CONFIGS = PACKAGE_DIR / "configs"
 KAGGLE_INPUT = Path("/kaggle/input")
 PACKAGED_MODEL = "packaged-minilm"
 
@@ -25,10 +27,7 @@ def find_data_dir(explicit: str, competition_slug: str) -> Path:
         return kaggle
     if BUNDLED_SAMPLE.is_dir():
         return BUNDLED_SAMPLE
-    raise ConfigError(
-        f"no data found: set data.dir, attach the competition at {kaggle}, "
-        f"or run from a clone that has {BUNDLED_SAMPLE.relative_to(REPO_ROOT)}"
-    )
+    raise ConfigError(f"no data found: set data.dir or attach the competition at {kaggle}")
 
 
 def resolve_model(name: str) -> str:

@@ -1,0 +1,5 @@
+import sys
+
+from . import main
+
+sys.exit(0 if main() is not None else 1)
