@@ -7,27 +7,20 @@ import sys
 
 from .core import config as config_mod
 from .core.errors import KagglebertError
+from .analysis import ablate, blend
+from .stages import eda, lm, pipeline, submit, train
 
 log = logging.getLogger("kagglebert")
 
 STAGES = ("eda", "lm", "train", "submit", "run")
+STAGE_MAINS = {"eda": eda.main, "lm": lm.main, "train": train.main, "submit": submit.main}
 
 
 def run_all(cfg) -> dict:
-    """EDA → LM fine-tuning (when lm.epochs > 0) → k-fold training → submission."""
-    from .core import distributed
-    from .stages import eda, lm, submit, train
-
-    distributed.init_from_env()  # under torchrun: join the process group; else nothing
-    with distributed.main_first():  # EDA is cheap and writes files: rank 0 alone
-        if distributed.is_main():
-            eda.main(cfg)
-    if cfg.lm.epochs > 0 and cfg.model.kind in ("transformer", "features"):  # features embeds with the LM's encoder
-        lm.main(cfg)
-    metrics = train.main(cfg)
-    if metrics is None:
+    result = pipeline.run_all(cfg)
+    if not result:
         return {}
-    submission = submit.main(cfg)
+    metrics, submission = result["metrics"], result["submission"]
     print(f"OOF {metrics['metric']}: {metrics['oof_auc']:.4f}")
     print(f"submission: {submission.path}")
     print(f"submit with: {submission.command}")
@@ -66,21 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "blend":
-            from .analysis.blend import main as blend_main
-
-            blend_main(args.runs, args.name, args.method, args.runs_dir, args.submissions_dir)
+            blend.main(args.runs, args.name, args.method, args.runs_dir, args.submissions_dir)
             return 0
         cfg = config_mod.load(args.config, args.overrides)
         if args.command == "ablate":
-            from .analysis.ablate import main as ablate_main
-
-            ablate_main(cfg, args.seeds, args.lm_epochs)
+            ablate.main(cfg, args.seeds, args.lm_epochs)
         elif args.command == "run":
             run_all(cfg)
         else:
-            import importlib
-
-            result = importlib.import_module(f"kagglebert.stages.{args.command}").main(cfg)
+            result = STAGE_MAINS[args.command](cfg)
             if args.command == "submit":
                 print(f"submission: {result.path}\nsubmit with: {result.command}")
     except KagglebertError as err:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from kagglebert.core.config import tomllib  # tomli on Python 3.10
+from kagglebert.core.runs import read_run
 from kagglebert.core.tasks import JIGSAW_TOXIC_2018
 
 from conftest import read_raw_csv
@@ -61,7 +62,7 @@ def test_eda_outputs(e2e):
 
 
 def test_lm_stage_outputs(e2e):
-    lm = e2e["run"] / "lm"
+    lm = read_run(e2e["work"] / "runs", "demo").lm_dir
     assert json.loads((lm / "config.json").read_text())["hidden_size"] == 32
     assert (lm / "model.safetensors").stat().st_size > 0
     assert (lm / "tokenizer.json").is_file()
@@ -105,12 +106,12 @@ def test_metrics_json(e2e):
     assert len(metrics["fold_auc"]) == 2
     assert set(metrics["per_label_auc"]) == set(LABELS)
     assert metrics["train_samples_per_s"] > 0
-    lm_metrics = json.loads((e2e["run"] / "lm" / "lm_metrics.json").read_text())
+    lm_metrics = json.loads((read_run(e2e["work"] / "runs", "demo").lm_metrics_path).read_text())
     assert metrics["perplexity_after"] == lm_metrics["perplexity_after"]
 
 
 def test_second_run_reuses_outputs(e2e, run_cli):
-    before = {p: p.stat().st_mtime_ns for p in (e2e["submission"], e2e["run"] / "metrics.json", e2e["run"] / "lm" / "lm_metrics.json")}
+    before = {p: p.stat().st_mtime_ns for p in (e2e["submission"], e2e["run"] / "metrics.json", read_run(e2e["work"] / "runs", "demo").lm_metrics_path)}
     proc = run_cli(*e2e["args"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "lm: reusing" in proc.stderr

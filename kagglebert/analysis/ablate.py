@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..stages import lm as lm_stage
-from ..stages import train as train_stage
+from ..stages import pipeline
 from ..core.config import Config
 from ..core.errors import ConfigError, RunError
 from ..core.paths import run_dir
-from ..core.runs import write_atomic, write_json
+from ..core.atomic import write_atomic, write_figure, write_json
 
 log = logging.getLogger("kagglebert")
 
@@ -88,9 +87,7 @@ def check_lm_epochs(cfg: Config, lm_epochs: list[int] | None) -> list[int]:
 
 def train_variant(cfg: Config, lm_epochs: int, seed: int) -> tuple[dict, Path]:
     variant = variant_config(cfg, lm_epochs, seed)
-    if lm_epochs > 0:
-        lm_stage.main(variant)
-    metrics = train_stage.main(variant)
+    metrics = pipeline.fit(variant)
     if metrics is None:  # cannot happen with train.folds = []; guarded in main
         raise RunError(f"ablate: run {variant.run.name} did not finish all folds")
     return metrics, run_dir(variant.run.runs_dir, variant.run.name)
@@ -215,7 +212,5 @@ def plot(summary: dict, path: Path) -> None:
     right.legend(fontsize=8)
     right.set_title("per-label AUC")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    write_figure(path, fig, dpi=110)
     plt.close(fig)
-    tmp.replace(path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from ..core import config as config_mod
 from ..core.data import CompetitionData
 from ..core.errors import ConfigError, RunError
 from ..core.paths import run_dir
-from ..core.runs import Run, read_json, write_json
+from ..core.atomic import read_json, write_atomic, write_csv, write_json
+from ..core.runs import Run
 from ..stages.submit import submit_predictions
 from ..core.tasks import TaskSpec, get_task
 
@@ -232,11 +232,9 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     oof_frame.insert(0, task.id_column, train_ids)
     test_frame = pd.DataFrame(test, columns=task.label_columns)
     test_frame.insert(0, task.id_column, test_ids)
-    for frame, file in ((oof_frame, "oof.csv"), (test_frame, "test_pred.csv")):
-        tmp = out / f".{file}.tmp"
-        frame.to_csv(tmp, index=False)
-        tmp.replace(out / file)
-    shutil.copyfile(members[0].dir / "folds.csv", out / "folds.csv")
+    write_csv(out / "oof.csv", oof_frame)
+    write_csv(out / "test_pred.csv", test_frame)
+    write_atomic(out / "folds.csv", (members[0].dir / "folds.csv").read_bytes())
     metrics = {
         "metric": task.metric_name,
         "method": method,

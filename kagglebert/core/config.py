@@ -94,6 +94,8 @@ class TrainConfig:
     pad_multiple: int = 8  # round batch lengths up: fewer distinct shapes
     log_every: int = 20  # steps between progress updates (each one syncs the device)
     C: float = 4.0  # inverse regularisation of the logistic regressions (tfidf, features)
+    save_models: bool = True  # keep each fold's best weights in folds/fold<k>_model/ (for predict/export)
+    save_dtype: str = "fp16"  # fp32 | fp16 | bf16: fp16 halves the files; predictions move by fp16 rounding only
 
 
 @dataclass
@@ -211,6 +213,7 @@ CHOICES = {
     "train.schedule": ("linear", "stlr", "constant"),
     "train.precision": ("auto", "bf16", "fp16", "fp32"),
     "lm.precision": ("auto", "bf16", "fp16", "fp32"),
+    "train.save_dtype": ("fp32", "fp16", "bf16"),
 }
 
 
@@ -234,5 +237,3 @@ def dumps(cfg: Config) -> str:
     return tomli_w.dumps(cfg.to_dict())
 
 
-def save(cfg: Config, path: Path) -> None:
-    path.write_text(dumps(cfg))

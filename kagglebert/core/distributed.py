@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .modeling import predict as predict_rows
+
 
 def init_from_env() -> bool:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK,
@@ -141,8 +143,6 @@ def gather_rows(local: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
 def predict(model, tokens, pad_id: int, batch_size: int, device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
     """`modeling.predict` with the rows split across ranks (every world_size-th row of the
     length order, so each rank gets a similar mix of lengths), gathered back on every rank."""
-    from .modeling import predict as predict_rows
-
     if not is_distributed():
         return predict_rows(model, tokens, pad_id, batch_size, device, precision, pad_multiple)
     order = np.argsort(-np.asarray(tokens.lengths), kind="stable")

@@ -15,3 +15,8 @@ class DataError(KagglebertError):
 
 class RunError(KagglebertError):
     """A run folder or output that cannot be used as asked (config mismatch, missing stage output)."""
+
+
+class Interrupted(KagglebertError):
+    """Ctrl-C (or SIGTERM at a session's end): the CLI prints the message alone and exits 130.
+    The message says where the run stopped and that the same command resumes it."""

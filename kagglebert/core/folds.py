@@ -8,7 +8,7 @@ import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
 from .errors import RunError
-from .paths import temporary_path
+from .atomic import write_csv
 
 
 def make_folds(ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int) -> pd.DataFrame:
@@ -27,7 +27,5 @@ def load_or_make_folds(path: Path, ids: pd.Series, targets: np.ndarray, n_folds:
             raise RunError(f"{path}: does not match the training data ({len(ids)} ids, {n_folds} folds); delete it or use a new run.name")
         return folds.set_index("id").loc[ids.to_numpy()].reset_index()
     folds = make_folds(ids, targets, n_folds, seed)
-    tmp = temporary_path(path)
-    folds.to_csv(tmp, index=False)
-    tmp.replace(path)
+    write_csv(path, folds)
     return folds

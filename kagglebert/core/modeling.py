@@ -11,17 +11,9 @@ from torch import nn
 
 from .batching import PadCollator, sorted_batches
 from .engine import autocast, move
-from .tokenization import TokenizedTexts
+from .tokenization import TokenizedTexts, quiet_transformers
 
 log = logging.getLogger("kagglebert")
-
-
-def quiet_transformers() -> None:
-    """transformers prints a load report for every missing key; kagglebert says what matters itself."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 class Classifier(nn.Module):

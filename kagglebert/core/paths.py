@@ -2,7 +2,6 @@
 model checkpoints (the packaged MiniLM, a hub id or a local folder)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .errors import ConfigError
@@ -44,16 +43,10 @@ def resolve_model(name: str) -> str:
 
 
 def run_dir(runs_dir: str, name: str) -> Path:
-    if not name or "/" in name or name.startswith("."):
+    if not name or "/" in name or "\\" in name or name.startswith((".", "_")):
         raise ConfigError(f"run.name = {name!r}: use a plain folder name")
     return Path(runs_dir) / name
 
 
 def cache_dir(cfg) -> Path:
     return Path(cfg.data.cache_dir or Path(cfg.run.runs_dir) / ".cache")
-
-
-def temporary_path(path: Path) -> Path:
-    """A hidden sibling of `path`, unique to this process: written whole, then renamed over `path`,
-    so readers never see half a file and two processes on one run folder never share a temp file."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")

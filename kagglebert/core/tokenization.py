@@ -13,17 +13,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import temporary_path
+from .atomic import write_atomic
 
 log = logging.getLogger("kagglebert")
 
 TRUNCATIONS = ("head", "tail", "head+tail", "none")
 
 
+def quiet_transformers() -> None:
+    """transformers prints a load report for every missing key; kagglebert says what matters itself."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def load_tokenizer(model_path: str):
     from transformers import AutoTokenizer
-
-    from .modeling import quiet_transformers
 
     quiet_transformers()  # full lengths are measured on purpose; no "sequence too long" warning
     tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
@@ -144,8 +150,6 @@ def tokenize(
         with np.load(path) as stored:
             return TokenizedTexts(stored["flat"], stored["offsets"], stored["full_lengths"])
     result = _encode(tokenizer, texts, max_length, truncation, head_tokens)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)  # ends in .npz, so np.savez keeps the name
-    np.savez(tmp, flat=result.flat, offsets=result.offsets, full_lengths=result.full_lengths)
-    tmp.replace(path)  # atomic: an interrupted write never leaves a truncated cache entry
+    # the temporary name ends in .npz, so np.savez keeps it; an interrupted write leaves no entry
+    write_atomic(path, lambda tmp: np.savez(tmp, flat=result.flat, offsets=result.offsets, full_lengths=result.full_lengths))
     return result

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..core import config as config_mod
 from ..core.config import Config
 from ..core.errors import ConfigError
+from ..stages import pipeline
 from ..core.paths import KAGGLE_INPUT, REPO_ROOT
 
 PROFILE_ENV = "KAGGLEBERT_PROFILE"
@@ -120,10 +121,5 @@ def baselines(cfg: Config) -> dict[str, Config]:
 
 
 def train_run(cfg: Config) -> dict | None:
-    """Everything a run's classifier needs, reusing what is complete: the LM stage when
-    lm.epochs > 0, then k-fold training. Returns train.main's metrics."""
-    from ..stages import lm, train
-
-    if cfg.lm.epochs > 0 and cfg.model.kind == "transformer":
-        lm.main(cfg)
-    return train.main(cfg)
+    """Everything a run's classifier needs, reusing what is complete (`pipeline.fit`)."""
+    return pipeline.fit(cfg)

@@ -11,7 +11,8 @@ from ..core.config import Config
 from ..core.data import find_file, read_csv
 from ..core.errors import RunError
 from ..core.paths import find_data_dir, resolve_model, run_dir
-from ..core.runs import open_run, read_json
+from ..core.atomic import read_json
+from ..core.runs import open_run, reader
 from ..core.tasks import get_task
 
 
@@ -20,8 +21,7 @@ def _folder(cfg: Config):
 
 
 def _fold_file(cfg: Config, fold: int, kind: str):
-    # the layout train.fold_path writes, without opening (and so creating) the run folder
-    return _folder(cfg) / "folds" / f"fold{fold}_{kind}"
+    return reader(cfg).fold_file(fold, kind)
 
 
 def _require(path, what: str):
@@ -71,14 +71,14 @@ def fill_mask(model_path: str, sentences: list[str], top_k: int = 5) -> list[lis
 
 def fill_mask_before_after(cfg: Config, sentences: list[str], top_k: int = 5) -> pd.DataFrame:
     """The base checkpoint's and the LM stage's (`runs/<name>/lm/`) top-k words for each `[MASK]`."""
-    run_lm = _folder(cfg) / "lm"  # where lm.main saves the model
-    _require(run_lm / "lm_metrics.json", "run the LM stage first (kagglebert.lm.main)")
+    run_lm = reader(cfg).lm_dir
+    _require(run_lm / "lm_metrics.json", "run the LM stage first (kagglebert.stages.lm.main)")
     before = fill_mask(resolve_model(cfg.model.name), sentences, top_k)
     after = fill_mask(str(run_lm), sentences, top_k)
     return pd.DataFrame({
         "sentence": sentences,
         f"before: {cfg.model.name}": [", ".join(p) for p in before],
-        f"after: runs/{cfg.run.name}/lm": [", ".join(p) for p in after],
+        f"after: {cfg.run.name}'s LM": [", ".join(p) for p in after],
     })
 
 

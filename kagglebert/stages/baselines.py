@@ -6,7 +6,7 @@
   `model.pooling`), the embeddings are cached in the run folder, and a logistic regression per
   label is fitted on standardised embeddings.
 
-Both write the same per-fold files as the transformer (through `train.save_fold`), so oof.csv,
+Both write the same per-fold files as the transformer (through `kfold.save_fold`), so oof.csv,
 test_pred.csv, metrics.json and the submission come from the same code.
 
     python -m kagglebert run --config tfidf
@@ -31,9 +31,10 @@ from ..core.engine import autocast, move, resolve_device, resolve_precision, see
 from ..core.errors import ConfigError
 from ..core.modeling import load_encoder
 from ..core.paths import cache_dir
+from ..core.atomic import write_atomic
 from ..core.runs import Run
 from ..core.tokenization import TokenizedTexts, load_tokenizer, tokenize
-from .train import save_fold, start_checkpoint
+from .kfold import save_fold, start_checkpoint
 
 log = logging.getLogger("kagglebert")
 
@@ -96,14 +97,7 @@ def encode(encoder: torch.nn.Module, tokens: TokenizedTexts, pad_id: int, poolin
 
 
 def embeddings_path(run: Run, split: str) -> Path:
-    return run.path("features", f"{split}_embeddings.npy")
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)  # atomic: an interrupted run never leaves half an embedding file
+    return run.features_dir / f"{split}_embeddings.npy"
 
 
 def frozen_embeddings(run: Run, data: CompetitionData) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -131,7 +125,7 @@ def frozen_embeddings(run: Run, data: CompetitionData) -> tuple[np.ndarray, np.n
     n_texts = sum(len(a) for a in arrays.values())
     log.info("features: encoded %d texts with %s in %.0f s (%.0f texts/s)", n_texts, checkpoint, seconds, n_texts / seconds)
     for split, path in paths.items():
-        save_npy(path, arrays[split])
+        write_atomic(path, lambda tmp, array=arrays[split]: np.save(tmp, array))
     del encoder
     return arrays["train"], arrays["test"], {"encode_seconds": seconds, "encode_texts_per_s": n_texts / seconds, "checkpoint": checkpoint}
 

@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..core.config import Config
 from ..core.paths import cache_dir, resolve_model
-from ..core.runs import Run, open_run, write_json
+from ..core.atomic import write_csv, write_json
+from ..core.runs import Run, open_run
 from ..core.tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
@@ -91,12 +92,11 @@ def analyse(run: Run) -> EDAResult:
 def main(cfg: Config) -> EDAResult:
     run = open_run(cfg)
     result = analyse(run)
-    out = run.path("eda")
-    out.mkdir(exist_ok=True)
-    result.prevalence.to_csv(out / "prevalence.csv", index=False)
-    result.cooccurrence.to_csv(out / "cooccurrence.csv")
-    result.lengths.to_csv(out / "lengths.csv", index=False)
-    result.length_summary.to_csv(out / "length_summary.csv")
+    out = run.eda_dir
+    write_csv(out / "prevalence.csv", result.prevalence)
+    write_csv(out / "cooccurrence.csv", result.cooccurrence, index=True)
+    write_csv(out / "lengths.csv", result.lengths)
+    write_csv(out / "length_summary.csv", result.length_summary, index=True)
     write_json(out / "summary.json", result.summary)
     log.info("eda: %d train / %d test rows; %.1f%% of train cut at %d tokens → %s",
              result.summary["train_rows"], result.summary["test_rows"],

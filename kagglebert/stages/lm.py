@@ -1,7 +1,7 @@
 """Stage 2 — corpus LM fine-tuning (within-task pre-training, "ITPT"; ULMFiT's middle step):
 masked-LM training of the checkpoint on the competition's own comments (train + test text), packed
 into fixed-length blocks with a fresh mask every epoch. 5% of the blocks are held out and scored
-(perplexity) before and after. The result is saved with `save_pretrained` to `runs/<name>/lm/`,
+(perplexity) before and after. The result is saved with `save_pretrained` to `runs/_lm/<key>/` (`Run.lm_dir`),
 where the classifier stage picks it up when `lm.epochs > 0`.
 
     python -m kagglebert lm --config demo --set lm.epochs=4
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 
 import numpy as np
 import torch
@@ -23,20 +22,13 @@ from ..core.engine import (autocast, make_optimizer, make_scaler, make_scheduler
 from ..core.errors import RunError
 from ..core.modeling import load_masked_lm, masked_lm_loss
 from ..core.paths import cache_dir, resolve_model
-from ..core.runs import Run, open_run, read_json, write_json
+from ..core.atomic import atomic_dir, read_json, write_json
+from ..core.runs import Run, open_run
 from ..core.tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 
 HELDOUT_MASK_SEED = 1234  # the same held-out mask before and after training: comparable perplexities
-
-
-def lm_dir(run: Run):
-    return run.path("lm")
-
-
-def is_complete(run: Run) -> bool:
-    return (lm_dir(run) / "lm_metrics.json").is_file()
 
 
 def build_corpus(run: Run, tokenizer) -> tuple[np.ndarray, np.ndarray, int]:
@@ -90,8 +82,8 @@ def main(cfg: Config) -> dict:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
-    out = lm_dir(run)
-    if is_complete(run):
+    out = run.lm_dir
+    if run.lm_complete():
         metrics = read_json(out / "lm_metrics.json")
         log.info("lm: reusing %s (perplexity %.1f → %.1f)", out, metrics["perplexity_before"], metrics["perplexity_after"])
         return metrics
@@ -138,10 +130,6 @@ def main(cfg: Config) -> dict:
     if not distributed.is_main():  # rank 0 saves; the others wait until lm/ is complete
         distributed.barrier()
         return read_json(out / "lm_metrics.json")
-    tmp = out.with_name("lm.tmp")  # written whole, then renamed: a crash never leaves a half model in lm/
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.to("cpu").save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
     metrics = {
         "perplexity_before": ppl_before,
         "perplexity_after": ppl_after,
@@ -155,8 +143,9 @@ def main(cfg: Config) -> dict:
         "device": str(device),
         "precision": precision,
     }
-    write_json(tmp / "lm_metrics.json", metrics)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:  # written whole, then renamed: a crash never leaves half a model
+        model.to("cpu").save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "lm_metrics.json", metrics)
     distributed.barrier()
     return metrics

@@ -7,13 +7,13 @@ temporary file and linked into place, never over an existing file.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..core import atomic
 from ..core.config import Config
 from ..core.data import find_file, read_csv
 from ..core.errors import DataError, RunError
@@ -63,21 +63,10 @@ def build_submission(pred: pd.DataFrame, pred_path: Path, sample: pd.DataFrame, 
 def write_new(frame: pd.DataFrame, path: Path) -> bool:
     """Write `frame` to `path` atomically. An existing identical file is reused (returns True); a
     different one is never overwritten."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = frame.to_csv(index=False, float_format="%.6g")
-    if path.exists():
-        if path.read_text() == text:
-            return True
+    if path.exists() and path.read_bytes() != text.encode("utf-8"):
         raise RunError(f"{path}: exists with other predictions; choose another name (--set submit.name=...) or delete it")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    try:
-        os.link(tmp, path)  # fails if the file appeared meanwhile: never overwrites
-    except FileExistsError:
-        raise RunError(f"{path}: appeared while writing; not overwritten") from None
-    finally:
-        tmp.unlink()
-    return False
+    return atomic.write_new(path, text)
 
 
 def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path: Path, message: str) -> Submission:
@@ -97,10 +86,10 @@ def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path:
 def main(cfg: Config) -> Submission:
     run = open_run(cfg)
     name = cfg.submit.name or cfg.run.name
-    metrics_path = run.path("metrics.json")
+    metrics_path = run.metrics_path
     message = f"kagglebert {name}"
     if metrics_path.is_file():
         import json
 
         message += f": OOF AUC {json.loads(metrics_path.read_text())['oof_auc']:.4f}"
-    return submit_predictions(run.path("test_pred.csv"), run.task, cfg.data.dir, Path(cfg.submit.dir) / f"{name}.csv", message)
+    return submit_predictions(run.test_pred_path, run.task, cfg.data.dir, Path(cfg.submit.dir) / f"{name}.csv", message)

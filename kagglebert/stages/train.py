@@ -20,7 +20,6 @@ import pandas as pd
 import torch
 
 from ..core import distributed
-from . import lm as lm_stage
 from ..core.batching import LengthBucketBatchSampler, PadCollator
 from ..core.config import Config
 from ..core.data import CompetitionData
@@ -28,31 +27,15 @@ from ..core.engine import (make_optimizer, make_scaler, make_scheduler, param_gr
                      resolve_precision, seed_everything, train_epoch)
 from ..core.errors import RunError
 from ..core.modeling import build_classifier
-from ..core.paths import cache_dir, resolve_model, temporary_path
-from ..core.runs import Run, open_run, read_json, write_json
+from ..core.atomic import read_json, write_csv, write_json
+from ..core.paths import cache_dir
+from ..core.runs import Run, open_run
+from . import baselines
+from .kfold import assemble, save_fold, start_checkpoint
 from ..core.tasks import positive_weights
 from ..core.tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
-
-
-def start_checkpoint(run: Run) -> str:
-    """The LM stage's output when it is part of this run, else the base checkpoint."""
-    if run.cfg.lm.epochs > 0:
-        if not lm_stage.is_complete(run):
-            raise RunError(f"lm.epochs = {run.cfg.lm.epochs} but {lm_stage.lm_dir(run)} is not complete: run `python -m kagglebert lm` first (or `run`)")
-        return str(lm_stage.lm_dir(run))
-    return resolve_model(run.cfg.model.name)
-
-
-def fold_path(run: Run, fold: int, kind: str):
-    return run.path("folds", f"fold{fold}_{kind}")
-
-
-def write_frame(df: pd.DataFrame, path) -> None:
-    tmp = temporary_path(path)
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
 
 
 def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarray, tokens, test_tokens, labels: np.ndarray, checkpoint: str, pad_id: int) -> dict:
@@ -137,61 +120,13 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
         distributed.barrier()
 
 
-def save_fold(run: Run, data: CompetitionData, fold: int, valid_rows: np.ndarray, valid_pred: np.ndarray, test_pred: np.ndarray, record: dict) -> None:
-    """A fold's predictions, then its record: the record is the marker that the fold is complete."""
-    task = run.task
-    run.path("folds").mkdir(exist_ok=True)
-    oof = pd.DataFrame(valid_pred, columns=task.label_columns)
-    oof.insert(0, task.id_column, data.train[task.id_column].to_numpy()[valid_rows])
-    write_frame(oof, fold_path(run, fold, "oof.csv"))
-    test = pd.DataFrame(test_pred, columns=task.label_columns)
-    test.insert(0, task.id_column, data.test[task.id_column].to_numpy())
-    write_frame(test, fold_path(run, fold, "test.csv"))
-    write_json(fold_path(run, fold, "record.json"), record)
-    log.info("fold %d: %s %.4f (best epoch %s), %.0f s", fold, task.metric_name, record["score"], record.get("best_epoch", "-"), record.get("wall_seconds", 0.0))
-
-
-def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
-    """oof.csv, test_pred.csv (mean over folds) and metrics.json from the per-fold files."""
-    cfg, task = run.cfg, run.task
-    ids = data.train[task.id_column]
-    records = [read_json(fold_path(run, k, "record.json")) for k in range(cfg.data.n_folds)]
-    oof = pd.concat([pd.read_csv(fold_path(run, k, "oof.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)])
-    oof = oof.set_index(task.id_column).loc[ids.to_numpy()].reset_index()
-    write_frame(oof, run.path("oof.csv"))
-    tests = [pd.read_csv(fold_path(run, k, "test.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)]
-    test_pred = tests[0].copy()
-    test_pred[task.label_columns] = np.mean([t[task.label_columns].to_numpy() for t in tests], axis=0)
-    write_frame(test_pred, run.path("test_pred.csv"))
-
-    scored = task.score(data.labels, oof[task.label_columns].to_numpy(), task.label_columns)
-    total_seconds = sum(r.get("train_seconds", 0.0) for r in records)
-    metrics = {
-        "metric": task.metric_name,
-        "oof_auc": scored["score"],
-        "fold_auc": [r["score"] for r in records],
-        "per_label_auc": scored["per_label"],
-        "fold_per_label_auc": [r["per_label"] for r in records],
-        "best_epochs": [r.get("best_epoch") for r in records],
-        "train_samples_per_s": sum(r.get("train_samples", 0) for r in records) / total_seconds if total_seconds else None,
-        "train_seconds": total_seconds,
-        "model_kind": cfg.model.kind,
-        "train_rows": len(data.train),
-    }
-    if cfg.lm.epochs > 0 and lm_stage.is_complete(run):
-        lm_metrics = read_json(lm_stage.lm_dir(run) / "lm_metrics.json")
-        metrics.update({k: lm_metrics[k] for k in ("perplexity_before", "perplexity_after", "lm_tokens_per_s")})
-    write_json(run.path("metrics.json"), metrics)
-    return metrics
-
-
 def main(cfg: Config) -> dict | None:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
-    if run.path("metrics.json").is_file():
-        metrics = read_json(run.path("metrics.json"))
-        log.info("train: reusing %s (OOF %s %.4f)", run.path("metrics.json"), run.task.metric_name, metrics["oof_auc"])
+    if run.metrics_path.is_file():
+        metrics = read_json(run.metrics_path)
+        log.info("train: reusing %s (OOF %s %.4f)", run.metrics_path, run.task.metric_name, metrics["oof_auc"])
         return metrics
     with distributed.main_first():  # rank 0 writes folds.csv, the others read it
         data = run.load_data()
@@ -200,7 +135,7 @@ def main(cfg: Config) -> dict | None:
     bad = [k for k in wanted if not 0 <= k < cfg.data.n_folds]
     if bad:
         raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{cfg.data.n_folds - 1}")
-    done = [k for k in wanted if fold_path(run, k, "record.json").is_file()]
+    done = [k for k in wanted if run.fold_file(k, "record.json").is_file()]
     if done:
         log.info("train: folds %s already complete in %s, resuming", done, run.dir)
     todo = [k for k in wanted if k not in done]
@@ -208,12 +143,10 @@ def main(cfg: Config) -> dict | None:
         if cfg.model.kind == "transformer":
             fit_transformer(run, data, folds, todo)
         else:
-            from .baselines import fit_baseline  # tfidf / features: same folds, files and metrics
-
-            fit_baseline(run, data, folds, todo)
+            baselines.fit_baseline(run, data, folds, todo)
     if not distributed.is_main():  # rank 0 assembles and writes the run's files
         return None
-    if not all(fold_path(run, k, "record.json").is_file() for k in range(cfg.data.n_folds)):
+    if not all(run.fold_file(k, "record.json").is_file() for k in range(cfg.data.n_folds)):
         log.info("train: folds %s done; train the others for oof.csv and metrics.json", wanted)
         return None
     metrics = assemble(run, data, folds)

@@ -1,0 +1,73 @@
+"""The k-fold bookkeeping every model kind shares (transformer in `train`, tfidf/features in
+`baselines`): which checkpoint a fold starts from, a finished fold's files, and the run's files
+assembled from all folds."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ..core.atomic import read_json, write_csv, write_json
+from ..core.data import CompetitionData
+from ..core.errors import RunError
+from ..core.paths import resolve_model
+from ..core.runs import Run
+
+log = logging.getLogger("kagglebert")
+
+
+def start_checkpoint(run: Run) -> str:
+    """The LM stage's output when it is part of this run, else the base checkpoint."""
+    if run.cfg.lm.epochs > 0:
+        if not run.lm_complete():
+            raise RunError(f"lm.epochs = {run.cfg.lm.epochs} but {run.lm_dir} is not complete: run `python -m kagglebert lm` first (or `run`)")
+        return str(run.lm_dir)
+    return resolve_model(run.cfg.model.name)
+
+
+def save_fold(run: Run, data: CompetitionData, fold: int, valid_rows: np.ndarray, valid_pred: np.ndarray, test_pred: np.ndarray, record: dict) -> None:
+    """A fold's predictions, then its record: the record is the marker that the fold is complete."""
+    task = run.task
+    oof = pd.DataFrame(valid_pred, columns=task.label_columns)
+    oof.insert(0, task.id_column, data.train[task.id_column].to_numpy()[valid_rows])
+    write_csv(run.fold_file(fold, "oof.csv"), oof)
+    test = pd.DataFrame(test_pred, columns=task.label_columns)
+    test.insert(0, task.id_column, data.test[task.id_column].to_numpy())
+    write_csv(run.fold_file(fold, "test.csv"), test)
+    write_json(run.fold_file(fold, "record.json"), record)
+    log.info("fold %d: %s %.4f (best epoch %s), %.0f s", fold, task.metric_name, record["score"], record.get("best_epoch", "-"), record.get("wall_seconds", 0.0))
+
+
+def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
+    """oof.csv, test_pred.csv (mean over folds) and metrics.json from the per-fold files."""
+    cfg, task = run.cfg, run.task
+    ids = data.train[task.id_column]
+    records = [read_json(run.fold_file(k, "record.json")) for k in range(cfg.data.n_folds)]
+    oof = pd.concat([pd.read_csv(run.fold_file(k, "oof.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)])
+    oof = oof.set_index(task.id_column).loc[ids.to_numpy()].reset_index()
+    write_csv(run.oof_path, oof)
+    tests = [pd.read_csv(run.fold_file(k, "test.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)]
+    test_pred = tests[0].copy()
+    test_pred[task.label_columns] = np.mean([t[task.label_columns].to_numpy() for t in tests], axis=0)
+    write_csv(run.test_pred_path, test_pred)
+
+    scored = task.score(data.labels, oof[task.label_columns].to_numpy(), task.label_columns)
+    total_seconds = sum(r.get("train_seconds", 0.0) for r in records)
+    metrics = {
+        "metric": task.metric_name,
+        "oof_auc": scored["score"],
+        "fold_auc": [r["score"] for r in records],
+        "per_label_auc": scored["per_label"],
+        "fold_per_label_auc": [r["per_label"] for r in records],
+        "best_epochs": [r.get("best_epoch") for r in records],
+        "train_samples_per_s": sum(r.get("train_samples", 0) for r in records) / total_seconds if total_seconds else None,
+        "train_seconds": total_seconds,
+        "model_kind": cfg.model.kind,
+        "train_rows": len(data.train),
+    }
+    if cfg.lm.epochs > 0 and run.lm_complete():
+        lm_metrics = read_json(run.lm_metrics_path)
+        metrics.update({k: lm_metrics[k] for k in ("perplexity_before", "perplexity_after", "lm_tokens_per_s")})
+    write_json(run.metrics_path, metrics)
+    return metrics
