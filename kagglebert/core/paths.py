@@ -1,32 +1,155 @@
-"""Where things live: competition data (explicit dir → Kaggle input → bundled sample), run folders,
-model checkpoints (the packaged MiniLM, a hub id or a local folder)."""
+"""Where things live: competition data (explicit dir → found under the Kaggle input folder →
+bundled sample), earlier notebooks' run folders attached as Kaggle inputs, run folders, model
+checkpoints (the packaged MiniLM, a hub id or a local folder).
+
+Kaggle mounts inputs read-only under `/kaggle/input/` (`KAGGLEBERT_KAGGLE_INPUT` points elsewhere,
+e.g. a fake tree in the tests). Its layout has changed over the years (`<slug>/`,
+`competitions/<slug>/`, a dataset copy under any name), so competition files are found by their
+names and header, not by one fixed path.
+"""
 from __future__ import annotations
 
+import csv
+import io
+import logging
+import os
+import zipfile
 from pathlib import Path
 
 from .errors import ConfigError
+
+log = logging.getLogger("kagglebert")
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # kagglebert/: everything below ships in the wheel
 REPO_ROOT = PACKAGE_DIR.parent  # a clone's root (in an installed wheel: site-packages, unused)
 BUNDLED_SAMPLE = PACKAGE_DIR / "sample_data" / "jigsaw-toxic-2018-sample"
 BUNDLED_CONFIGS = PACKAGE_DIR / "configs"
-KAGGLE_INPUT = Path("/kaggle/input")
+KAGGLE_INPUT = Path("/kaggle/input")  # the default; read it through kaggle_input()
+KAGGLE_INPUT_ENV = "KAGGLEBERT_KAGGLE_INPUT"
 PACKAGED_MODEL = "packaged-minilm"
+SEARCH_DEPTH = 4  # folder levels below the input root searched for competition files and runs
 
 
-def find_data_dir(explicit: str, competition_slug: str) -> Path:
-    """`data.dir` if set → /kaggle/input/<slug>/ → the sample bundled with the repository."""
+def kaggle_input() -> Path:
+    """`/kaggle/input`, or the folder `KAGGLEBERT_KAGGLE_INPUT` names."""
+    return Path(os.environ.get(KAGGLE_INPUT_ENV) or KAGGLE_INPUT)
+
+
+def csv_header(path: Path) -> list[str] | None:
+    """The column names of a `.csv` or of the first member of a `.csv.zip`; None if unreadable."""
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.namelist() if not m.endswith("/")]
+                if not members:
+                    return None
+                with archive.open(members[0]) as raw:
+                    line = io.TextIOWrapper(raw, encoding="utf-8", errors="replace").readline()
+        else:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                line = handle.readline()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return next(csv.reader([line.lstrip("\ufeff")]), None)
+
+
+def _named(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.zip"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def competition_files(folder: Path, task) -> dict[str, Path] | None:
+    """The task's train, test and sample-submission files in `folder` when all three are there
+    with the columns the task reads (another competition's `train.csv` does not count)."""
+    wanted = {
+        task.train_file: [task.id_column, task.text_column, *task.label_columns],
+        task.test_file: [task.id_column, task.text_column],
+        task.sample_submission_file: [task.id_column, *task.label_columns],
+    }
+    found = {}
+    for name, columns in wanted.items():
+        path = _named(folder, name)
+        header = csv_header(path) if path else None
+        if header is None or not set(columns) <= set(header):
+            return None
+        found[name] = path
+    return found
+
+
+def _folders(root: Path, depth: int):
+    """`root` and the folders below it, breadth first (shallowest first, sorted), `depth` levels
+    down; hidden folders skipped, unreadable ones ignored."""
+    level = [root]
+    for _ in range(depth + 1):
+        yield from level
+        below = []
+        for folder in level:
+            try:
+                below += sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                continue
+        level = below
+
+
+def discover_competition(task, root: Path | None = None, depth: int = SEARCH_DEPTH) -> Path | None:
+    """The shallowest folder under `root` (default: kaggle_input()) holding the task's files;
+    a folder named after the competition wins a tie."""
+    root = kaggle_input() if root is None else root
+    if not root.is_dir():
+        return None
+    matches = [f for f in _folders(root, depth) if _named(f, task.train_file) and competition_files(f, task)]
+    if not matches:
+        return None
+    shallowest = min(len(f.parts) for f in matches)
+    tied = [f for f in matches if len(f.parts) == shallowest]
+    return next((f for f in tied if f.name == task.competition_slug), tied[0])
+
+
+_reported: set[Path] = set()
+
+
+def find_data_dir(explicit: str, competition_slug: str, require_competition: bool = False) -> Path:
+    """`data.dir` if set → the competition's files found under kaggle_input() → the sample bundled
+    with the package. With `require_competition` (the full profile) the bundled sample is never
+    used: no competition files is a one-line error saying what to attach."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_dir():
             raise ConfigError(f"data.dir = {explicit!r}: no such folder")
         return path
-    kaggle = KAGGLE_INPUT / competition_slug
-    if kaggle.is_dir():
-        return kaggle
+    from .tasks import TASKS  # tasks imports torch: only when a search is needed
+
+    task = next((t for t in TASKS.values() if t.competition_slug == competition_slug), None)
+    found = discover_competition(task) if task is not None else None
+    if found is not None:
+        if found not in _reported:  # said once per process, not at every stage that reads data
+            _reported.add(found)
+            files = ", ".join(p.name for p in competition_files(found, task).values())
+            log.info("data: competition files found in %s (%s)", found, files)
+        return found
+    if require_competition:
+        raise ConfigError(
+            f"no {competition_slug} files (train, test, sample_submission with the task's columns) "
+            f"under {kaggle_input()}: on Kaggle add the competition as an input (Add Input → Competitions), "
+            f"elsewhere download them and set data.dir=FOLDER"
+        )
     if BUNDLED_SAMPLE.is_dir():
+        if BUNDLED_SAMPLE not in _reported:
+            _reported.add(BUNDLED_SAMPLE)
+            log.info("data: no competition files under %s; using the bundled sample %s", kaggle_input(), BUNDLED_SAMPLE)
         return BUNDLED_SAMPLE
-    raise ConfigError(f"no data found: set data.dir or attach the competition at {kaggle}")
+    raise ConfigError(f"no data found: set data.dir or attach the competition under {kaggle_input()}")
+
+
+def attached_runs_dirs(depth: int = 3) -> list[Path]:
+    """`runs/` folders inside attached inputs (a previous notebook's saved output appears as
+    `<input>/<notebook>/runs/`), shallowest first."""
+    root = kaggle_input()
+    if not root.is_dir():
+        return []
+    return [f for f in _folders(root, depth) if f.name == "runs" and f.parent != f]
 
 
 def resolve_model(name: str) -> str:
