@@ -36,15 +36,22 @@ class Classifier(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-def load_encoder(model_path: str) -> nn.Module:
+def load_encoder(model_path: str, *, require_all_weights: bool = False) -> nn.Module:
+    """The checkpoint's encoder in fp32 (master weights for training; an fp16-stored checkpoint is
+    upcast). `require_all_weights`: refuse a folder whose weights do not cover the encoder (a saved
+    fold model must never come back partly random)."""
     from transformers import AutoModel
 
     quiet_transformers()
     # no pooler: kagglebert pools itself, and an unused pooler would get no gradient
     try:
-        return AutoModel.from_pretrained(model_path, add_pooling_layer=False)
+        encoder, info = AutoModel.from_pretrained(model_path, add_pooling_layer=False, dtype=torch.float32, output_loading_info=True)
     except TypeError:  # architectures without that argument
-        return AutoModel.from_pretrained(model_path)
+        encoder, info = AutoModel.from_pretrained(model_path, dtype=torch.float32, output_loading_info=True)
+    missing = sorted(info.get("missing_keys", ()))
+    if require_all_weights and missing:
+        raise ValueError(f"{len(missing)} encoder weight(s) missing from the checkpoint, e.g. {missing[0]}")
+    return encoder
 
 
 def build_classifier(model_path: str, n_labels: int, pooling: str, dropout: float) -> Classifier:
@@ -58,7 +65,7 @@ def load_masked_lm(model_path: str) -> tuple[nn.Module, bool]:
     from transformers import AutoModelForMaskedLM
 
     quiet_transformers()
-    model, info = AutoModelForMaskedLM.from_pretrained(model_path, output_loading_info=True)
+    model, info = AutoModelForMaskedLM.from_pretrained(model_path, dtype=torch.float32, output_loading_info=True)
     missing = set(info.get("missing_keys", ()))
     head_prefixes = ("cls.", "lm_head.", "vocab_", "predictions.", "generator_")
     fresh_head = any(key.startswith(head_prefixes) for key in missing)
