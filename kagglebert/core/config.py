@@ -6,6 +6,8 @@ override can be checked against and TOML can store.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -195,9 +197,14 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
     if path is not None:
         path = config_path(path)
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML: {err}") from None
+        except UnicodeDecodeError as err:
+            line = path.read_bytes()[: err.start].count(b"\n") + 1
+            raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); save the file as UTF-8") from None
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot be read: {err.strerror or err}") from None
     cfg = from_dict(raw, source=str(path) if path else "config")
     for text in overrides:
         key, value = parse_override(text)
@@ -217,7 +224,80 @@ CHOICES = {
 }
 
 
+# Ranges per key: (low, high, low_inclusive, high_inclusive); None = unbounded. Every numeric key
+# is listed, so a value that would crash a stage later (or silently do nothing) stops at load.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "run.seed": (0, None, True, True),
+    "data.fold_seed": (0, None, True, True),
+    "model.max_length": (8, None, True, True),
+    "model.head_tokens": (0, None, True, True),
+    "model.dropout": (0.0, 1.0, True, False),
+    "eda.examples_per_label": (0, None, True, True),
+    "lm.epochs": (0, None, True, True),
+    "lm.block_size": (8, None, True, True),
+    "lm.batch_size": (1, None, True, True),
+    "lm.lr": (0.0, None, False, True),
+    "lm.head_lr": (0.0, None, False, True),
+    "lm.weight_decay": (0.0, None, True, True),
+    "lm.warmup_ratio": (0.0, 1.0, True, False),
+    "lm.mlm_probability": (0.0, 1.0, False, False),
+    "lm.heldout_frac": (0.0, 0.5, False, True),
+    "lm.max_grad_norm": (0.0, None, False, True),
+    "lm.grad_accum": (1, None, True, True),
+    "train.epochs": (1, None, True, True),
+    "train.batch_size": (1, None, True, True),
+    "train.eval_batch_size": (1, None, True, True),
+    "train.lr": (0.0, None, False, True),
+    "train.head_lr": (0.0, None, False, True),
+    "train.layer_decay": (0.0, 1.0, False, True),
+    "train.weight_decay": (0.0, None, True, True),
+    "train.warmup_ratio": (0.0, 1.0, True, False),
+    "train.stlr_ratio": (1.0, None, True, True),
+    "train.max_grad_norm": (0.0, None, False, True),
+    "train.grad_accum": (1, None, True, True),
+    "train.pos_weight_power": (0.0, None, True, True),
+    "train.bucket_size": (1, None, True, True),
+    "train.pad_multiple": (1, None, True, True),
+    "train.log_every": (1, None, True, True),
+    "train.C": (0.0, None, False, True),
+}
+
+MIN_ROWS_PER_FOLD = 10  # data.max_rows below n_folds × this leaves folds too small to score
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+PLAIN_NAME_KEYS = ("run.name", "submit.name")
+
+
+def describe_range(low, high, low_inclusive: bool, high_inclusive: bool) -> str:
+    if high is None:
+        return f"at least {low}" if low_inclusive else f"above {low}"
+    left = "[" if low_inclusive else "("
+    right = "]" if high_inclusive else ")"
+    return f"in {left}{low}, {high}{right}"
+
+
+def in_range(value: float, low, high, low_inclusive: bool, high_inclusive: bool) -> bool:
+    if not math.isfinite(value):
+        return False
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        return False
+    if high is not None and (value > high or (value == high and not high_inclusive)):
+        return False
+    return True
+
+
+def check_plain_name(key: str, name: str) -> None:
+    """A run or submission name becomes one file or folder name under its directory: nothing that
+    climbs out (`..`, `/`, an absolute path), hides (`.x`) or collides with kagglebert's own
+    folders (`_lm`), no control characters."""
+    if (not name or name in (".", "..") or any(c in name for c in "/\\:") or name.startswith((".", "_", "-"))
+            or any(ord(c) < 32 or ord(c) == 127 for c in name) or name != name.strip()):
+        raise ConfigError(f"config: {key} = {name!r}: use a plain folder name (no '/', '\\', ':', control characters "
+                          f"or surrounding spaces; not starting with '.', '_' or '-')")
+
+
 def validate(cfg: Config) -> None:
+    """Every key's type was checked when it was set; here each value's range and choice, so a
+    config that loads is one every stage can run."""
     for dotted, allowed in CHOICES.items():
         section, key = dotted.split(".")
         value = getattr(getattr(cfg, section), key)
@@ -225,12 +305,34 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"config: {dotted} = {value!r}; choose one of {', '.join(allowed)}")
     if cfg.data.n_folds < 2:
         raise ConfigError(f"config: data.n_folds = {cfg.data.n_folds}; need at least 2")
-    if cfg.model.max_length < 8 or cfg.lm.block_size < 8:
-        raise ConfigError("config: model.max_length and lm.block_size must be at least 8")
-    for key in ("train.grad_accum", "lm.grad_accum", "train.batch_size", "lm.batch_size"):
-        section, name = key.split(".")
-        if getattr(getattr(cfg, section), name) < 1:
-            raise ConfigError(f"config: {key} must be at least 1")
+    for dotted, bounds in RANGES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if not in_range(value, *bounds):
+            raise ConfigError(f"config: {dotted} = {value!r}; must be {describe_range(*bounds)}")
+    smallest = cfg.data.n_folds * MIN_ROWS_PER_FOLD
+    if cfg.data.max_rows != 0 and cfg.data.max_rows < smallest:
+        raise ConfigError(
+            f"config: data.max_rows = {cfg.data.max_rows}; use 0 (all rows) or at least {smallest} "
+            f"({MIN_ROWS_PER_FOLD} per fold for data.n_folds = {cfg.data.n_folds})"
+        )
+    folds = cfg.train.folds
+    for fold in folds:
+        if type(fold) is not int:
+            raise ConfigError(f"config: train.folds = {folds!r}; entries must be fold numbers (ints), got {fold!r}")
+        if not 0 <= fold < cfg.data.n_folds:
+            raise ConfigError(f"config: train.folds = {folds!r}: fold {fold} is outside 0..{cfg.data.n_folds - 1} (data.n_folds = {cfg.data.n_folds})")
+    if len(set(folds)) != len(folds):
+        raise ConfigError(f"config: train.folds = {folds!r}: a fold is listed twice")
+    if not DEVICE_PATTERN.match(cfg.run.device):
+        raise ConfigError(f"config: run.device = {cfg.run.device!r}; choose auto, cpu, cuda, cuda:N or mps")
+    check_plain_name("run.name", cfg.run.name)
+    if cfg.submit.name:
+        check_plain_name("submit.name", cfg.submit.name)
+    for dotted in ("run.runs_dir", "submit.dir"):
+        section, key = dotted.split(".")
+        if not getattr(getattr(cfg, section), key).strip():
+            raise ConfigError(f"config: {dotted} is empty; give a folder")
 
 
 def dumps(cfg: Config) -> str:

@@ -1,19 +1,31 @@
 """Reading and checking the competition files. Every failed check is one line naming the file, the
-row (1 = the first data row under the header) and the column."""
+row (1 = the first data row under the header; 0 = the header) and the column.
+
+Every cell is read as the string in the file: an id such as `NA`, `null` or `None` is an id, not a
+missing value, and the checks below decide what is valid. A `.zip` (as Kaggle ships the files)
+must hold exactly one file; text must be UTF-8 (a byte-order mark is allowed)."""
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import logging
-from dataclasses import dataclass
+import re
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .paths import find_data_dir
+from .paths import BUNDLED_SAMPLE, find_data_dir
 from .tasks import TaskSpec
 
 log = logging.getLogger("kagglebert")
+
+UTF8_BOM = b"\xef\xbb\xbf"
+UNDECODABLE = re.compile("[\udc80-\udcff]")  # what surrogateescape turns a non-UTF-8 byte into
 
 
 @dataclass
@@ -21,10 +33,13 @@ class CompetitionData:
     task: TaskSpec
     dir: Path
     train: pd.DataFrame  # id + text + label columns, labels as float32
-    test: pd.DataFrame  # id + text
-    sample_submission: pd.DataFrame  # as read: id + label columns
+    test: pd.DataFrame  # id + text (with data.max_rows: the deterministic test subsample)
+    sample_submission: pd.DataFrame  # as read: id + label columns, restricted to `test`'s ids
     train_file: Path
     test_file: Path
+    sample_submission_file: Path | None = None
+    fingerprints: dict[str, str] = field(default_factory=dict)  # file name → sha256 of the bytes read
+    test_subsampled: bool = False  # data.max_rows cut the test rows: a submission Kaggle would reject
 
     @property
     def labels(self) -> np.ndarray:
@@ -38,6 +53,12 @@ class CompetitionData:
     def test_texts(self) -> list[str]:
         return self.test[self.task.text_column].tolist()
 
+    @property
+    def sample_run(self) -> bool:
+        """Predictions from this data cannot be a competition submission: the test rows were cut
+        by data.max_rows, or the data is the sample bundled with the package."""
+        return self.test_subsampled or self.dir.resolve() == BUNDLED_SAMPLE.resolve()
+
 
 def find_file(data_dir: Path, name: str) -> Path:
     """`train.csv`, or the `train.csv.zip` Kaggle ships."""
@@ -47,19 +68,101 @@ def find_file(data_dir: Path, name: str) -> Path:
     raise DataError(f"{data_dir / name}: file not found (nor {name}.zip)")
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Every cell as a string, nothing turned into NaN: the checks below decide what is valid."""
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; for a `.zip`, its one member's bytes."""
+    path = Path(path)
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
+        if path.suffix.lower() != ".zip":
+            return path.read_bytes()
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+            if len(members) != 1:
+                names = ", ".join(m.filename for m in members) or "nothing"
+                raise DataError(f"{path}: a zip must hold exactly one CSV file; it holds {names}")
+            return archive.read(members[0])
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{path}: not a readable zip archive ({err}); download it again") from None
+    except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError) as err:  # unsupported method, encrypted, truncated
+        raise DataError(f"{path}: cannot be unpacked: {err}") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read: {err.strerror or err}") from None
+
+
+def _header(text: str, path: Path) -> list[str]:
+    header = next(csv.reader(io.StringIO(text)), None)
+    if not header or all(not name.strip() for name in header):
+        raise DataError(f"{path}: empty file (no header row)")
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header):
+        if name in seen:
+            raise DataError(f"{path}: row 0 (header), column {name!r}: appears twice (columns {seen[name] + 1} and {position + 1})")
+        seen[name] = position
+    return header
+
+
+def _first_undecodable(frame: pd.DataFrame, header: list[str], path: Path) -> DataError:
+    """The first cell (by row, then column) holding a byte that is not UTF-8."""
+    for name in header:
+        if UNDECODABLE.search(name):
+            raw = UNDECODABLE.search(name).group()
+            return DataError(f"{path}: row 0 (header): not UTF-8 (byte 0x{ord(raw) - 0xDC00:02x}); save the file as UTF-8")
+    hits = [(int(np.flatnonzero(frame[c].str.contains(UNDECODABLE, regex=True).to_numpy())[0]), j, c)
+            for j, c in enumerate(frame.columns) if frame[c].str.contains(UNDECODABLE, regex=True).any()]
+    row, _, column = min(hits)
+    byte = ord(UNDECODABLE.search(frame[column].iloc[row]).group()) - 0xDC00
+    return DataError(f"{path}: row {row + 1}, column {column!r}: not UTF-8 (byte 0x{byte:02x}); save the file as UTF-8")
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """(every cell as a string, sha256 of the file's bytes). One-line DataError for an unreadable
+    file, a corrupt zip, a repeated header name, bytes that are not UTF-8 (naming row and column)
+    and rows that do not parse."""
+    path = Path(path)
+    raw = read_bytes(path)
+    digest = hashlib.sha256(raw).hexdigest()
+    body = raw[len(UTF8_BOM):] if raw.startswith(UTF8_BOM) else raw
+    try:
+        body.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    header = _header(body.decode("utf-8", errors="surrogateescape"), path)
+    try:
+        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_filter=False,
+                            encoding="utf-8", encoding_errors="surrogateescape")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
+    if not valid:
+        raise _first_undecodable(frame, header, path)
+    return frame, digest
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Every cell as a string, nothing turned into NaN: the checks below decide what is valid."""
+    return read_table(path)[0]
+
+
+def read_predictions(path: Path, id_column: str) -> pd.DataFrame:
+    """A CSV kagglebert wrote (predictions, folds): ids stay strings exactly as written (`NA` is an
+    id), every other column becomes a number (a cell that is not one becomes NaN, which the
+    callers' checks reject)."""
+    frame = read_csv(path)
+    for column in frame.columns:
+        if column != id_column:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
 
 
 def require_columns(df: pd.DataFrame, path: Path, columns: list[str]) -> None:
     for column in columns:
         if column not in df.columns:
             raise DataError(f"{path}: row 0 (header), column {column!r}: missing (found: {', '.join(df.columns)})")
+
+
+def require_rows(df: pd.DataFrame, path: Path) -> None:
+    if len(df) == 0:
+        raise DataError(f"{path}: no data rows (only a header)")
 
 
 def check_unique_ids(df: pd.DataFrame, path: Path, id_column: str) -> None:
@@ -102,6 +205,18 @@ def clean_text(df: pd.DataFrame, path: Path, text_column: str) -> None:
         )
 
 
+def check_sample_columns(sample: pd.DataFrame, path: Path, task: TaskSpec) -> None:
+    """sample_submission's columns are the submission's: the id and exactly the task's labels."""
+    expected = [task.id_column, *task.label_columns]
+    require_columns(sample, path, expected)
+    for column in sample.columns:
+        if column not in expected:
+            raise DataError(
+                f"{path}: row 0 (header), column {column!r}: not a column of a {task.name} submission "
+                f"(expected {', '.join(expected)}); is this the competition's sample_submission?"
+            )
+
+
 def check_test_ids(test: pd.DataFrame, test_path: Path, sample: pd.DataFrame, sample_path: Path, id_column: str) -> None:
     sample_ids = set(sample[id_column])
     missing = np.flatnonzero(~test[id_column].isin(sample_ids).to_numpy())
@@ -129,29 +244,48 @@ def stratified_subsample(df: pd.DataFrame, targets: np.ndarray, n_rows: int, see
     return df.iloc[np.sort(keep)].reset_index(drop=True)
 
 
+def subsample_test_rows(n_test: int, n_rows: int, seed: int) -> np.ndarray:
+    """Which test rows a quick run predicts: `n_rows` of them drawn with `seed`, in file order (test
+    rows have no labels to stratify on). All rows when `n_rows` is 0 or not smaller."""
+    if n_rows <= 0 or n_rows >= n_test:
+        return np.arange(n_test)
+    return np.sort(np.random.default_rng(seed).choice(n_test, size=n_rows, replace=False))
+
+
 def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed: int = 42) -> CompetitionData:
     folder = find_data_dir(data_dir, task.competition_slug)
     train_path = find_file(folder, task.train_file)
     test_path = find_file(folder, task.test_file)
     sample_path = find_file(folder, task.sample_submission_file)
+    fingerprints = {}
 
-    train = read_csv(train_path)
+    train, fingerprints[train_path.name] = read_table(train_path)
     require_columns(train, train_path, [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns])
+    require_rows(train, train_path)
     check_unique_ids(train, train_path, task.id_column)
     parse_labels(train, train_path, task)
     clean_text(train, train_path, task.text_column)
 
-    test = read_csv(test_path)
+    test, fingerprints[test_path.name] = read_table(test_path)
     require_columns(test, test_path, [task.id_column, task.text_column])
+    require_rows(test, test_path)
     check_unique_ids(test, test_path, task.id_column)
     clean_text(test, test_path, task.text_column)
 
-    sample = read_csv(sample_path)
-    require_columns(sample, sample_path, [task.id_column, *task.label_columns])
+    sample, fingerprints[sample_path.name] = read_table(sample_path)
+    check_sample_columns(sample, sample_path, task)
+    require_rows(sample, sample_path)
     check_unique_ids(sample, sample_path, task.id_column)
     check_test_ids(test, test_path, sample, sample_path, task.id_column)
 
     if max_rows:
         train = stratified_subsample(train, task.stratify_targets(train[task.label_columns].to_numpy()), max_rows, seed)
     keep = [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns]
-    return CompetitionData(task, folder, train[keep], test[[task.id_column, task.text_column]], sample, train_path, test_path)
+    test_rows = subsample_test_rows(len(test), max_rows, seed)
+    test_subsampled = len(test_rows) < len(test)
+    if test_subsampled:
+        test = test.iloc[test_rows].reset_index(drop=True)
+        kept = set(test[task.id_column])
+        sample = sample[sample[task.id_column].isin(kept)].reset_index(drop=True)  # sample_submission's order kept
+    return CompetitionData(task, folder, train[keep], test[[task.id_column, task.text_column]], sample, train_path, test_path,
+                           sample_path, fingerprints, test_subsampled)
