@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
-from kagglebert import bench
+from kagglebert.bench import cli, harness, suite, tables, workload
+from kagglebert.bench.profiles import Profile
 from kagglebert.core.batching import PadCollator
 from kagglebert.core.tokenization import TokenizedTexts
 
@@ -15,18 +17,18 @@ from kagglebert.core.tokenization import TokenizedTexts
 def test_tally_counts_real_and_padded_tokens_per_batch():
     flat = np.arange(1, 11, dtype=np.int32)
     tokens = TokenizedTexts(flat, np.array([0, 2, 7, 10]), np.array([2, 5, 3]))
-    tally = bench.Tally(PadCollator(tokens, pad_id=0, pad_multiple=8))
+    tally = harness.Tally(PadCollator(tokens, pad_id=0, pad_multiple=8))
     tally([0, 1])
     tally([2])
     assert tally.batches == [(2, 7, 16), (1, 3, 8)]
     assert tally.window(1, 2) == (1, 3, 8)
-    result = bench.Result("x", "cls", 2, 1, 2.0, *tally.window(0, 2), peak_mib=0.0)
+    result = harness.Result("x", "cls", 2, 1, 2.0, *tally.window(0, 2), peak_mib=0.0)
     assert abs(result.padding_fraction - (1 - 10 / 24)) < 1e-9
     assert result.samples_per_s == 1.5 and result.tokens_per_s == 5.0
 
 
 def test_synthetic_lengths_follow_the_competition():
-    tokens = bench.synthetic_tokens(20_000, 256, 30522, cls_id=101, sep_id=102, seed=0)
+    tokens = workload.synthetic_tokens(20_000, 256, 30522, cls_id=101, sep_id=102, seed=0)
     assert 44 <= np.median(tokens.full_lengths) <= 52
     assert 84 <= tokens.full_lengths.mean() <= 100
     assert tokens.lengths.max() == 256 and tokens[0][0] == 101 and tokens[0][-1] == 102
@@ -34,10 +36,10 @@ def test_synthetic_lengths_follow_the_competition():
 
 def test_micro_run_times_every_contender_on_the_same_rows(tmp_path, monkeypatch):
     torch.set_num_threads(1)  # the machine is shared; the numbers do not matter here
-    profile = bench.Profile("micro", hidden=32, layers=1, heads=2, intermediate=64, max_length=64, batch_sizes=(4,),
+    profile = Profile("micro", hidden=32, layers=1, heads=2, intermediate=64, max_length=64, batch_sizes=(4,),
                             warmup_batches=1, timed_batches=3, lm_timed_batches=2, precision="fp32", synthetic=False,
                             tokenize_rows=120, repeats=2)
-    report = bench.run(profile, torch.device("cpu"))
+    report = suite.run(profile, torch.device("cpu"))
     names = [r["contender"] for r in report["results"]]
     assert names == [
         "Trainer, padded to max length", "Trainer, dynamic padding + group by length",
@@ -61,6 +63,43 @@ def test_micro_run_times_every_contender_on_the_same_rows(tmp_path, monkeypatch)
     assert report["lm_ratio_vs_trainer_packed"] == rows["kagglebert, packed, loss at masked positions only"]["ratio"]
     assert report["tokenize_cache_speedup"] > 1.0
     assert report["inference"]["comments"] == 4 * 3  # the timed rows
-    text = bench.table(report)
+    text = tables.table(report)
     assert "tokenize_cache_speedup" in text and "Trainer, padded to max length" in text
-    json.dumps(report)  # the report is what --json writes
+    # the command line prints that table and writes the report as JSON
+    monkeypatch.setattr(cli, "run", lambda profile, device: report)
+    assert cli.main(["--quick", "--json", str(tmp_path / "out" / "bench.json")]) is report
+    saved = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert saved["results"] == report["results"] and saved["cls_ratio_by_batch"] == {"4": report["cls_ratio_vs_trainer_padded"]}
+
+
+def fake_contender(name: str, seconds: list[float], samples: list[int]):
+    """A contender in the harness's protocol: one `next` to warm up, then one Result per pass."""
+    yield None
+    for s, n in zip(seconds, samples):
+        yield harness.Result(name, "cls", 4, 1, s, n, 10 * n, 10 * n, peak_mib=s * 100)
+
+
+def test_race_keeps_the_fastest_pass_and_the_largest_peak():
+    results = harness.with_ratios(
+        harness.race([fake_contender("a", [2.0, 1.0], [8, 8]), fake_contender("b", [0.5, 0.25], [8, 8])], repeats=2),
+        lambda r: r.samples_per_s)
+    a, b = results
+    assert (a.seconds, a.pass_seconds, a.peak_mib) == (1.0, [2.0, 1.0], 200.0)
+    assert (b.seconds, b.pass_seconds) == (0.25, [0.5, 0.25])
+    assert (a.ratio, b.ratio) == (1.0, 4.0)
+
+
+def test_race_refuses_passes_over_different_data():
+    with pytest.raises(RuntimeError, match="different data"):
+        harness.race([fake_contender("a", [1.0, 1.0], [8, 7])], repeats=2)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "nonsense"], "not a torch device"),
+    (["--json", "."], "is a folder"),
+])
+def test_cli_refuses_bad_arguments_before_timing(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "run", lambda *a: pytest.fail("the benchmark ran despite a bad argument"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

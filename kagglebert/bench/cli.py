@@ -1,0 +1,52 @@
+"""`python -m kagglebert.bench --quick | --gpu [--tiny] [--device D] [--json PATH]`: pick the profile
+and device, run the benchmark, print the table, write the report."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..core.atomic import write_json
+from ..core.errors import KagglebertError
+from .profiles import GPU, QUICK, TINY
+from .suite import run
+from .tables import table
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        prog="python -m kagglebert.bench",
+        description="Throughput benchmark: kagglebert's training loops against transformers' Trainer, in one process, "
+                    "on the same token ids, model shapes, batch size and max length.")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--quick", action="store_true", help="tiny BERT, bundled rows, fp32 (default)")
+    kind.add_argument("--gpu", action="store_true", help="BERT-base shapes, synthetic competition lengths, bf16/fp16, batch 32 and 128")
+    parser.add_argument("--tiny", action="store_true", help="shrink the model and steps (a dry run of the profile's code path)")
+    parser.add_argument("--device", default="", help="default: cuda for --gpu when available, else cpu")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    profile = GPU if args.gpu else QUICK
+    if args.tiny:
+        profile = replace(profile, name=profile.name + "-tiny", **TINY)
+    try:
+        device = torch.device(args.device or ("cuda" if args.gpu and torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        parser.error(f"--device {args.device}: not a torch device (cpu, cuda, cuda:1, mps)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this machine has no CUDA device")
+    if args.json and args.json.is_dir():  # checked now, not after minutes of timing
+        parser.error(f"--json {args.json}: is a folder; give a file name")
+    report = run(profile, device)
+    print(table(report))
+    if args.json:
+        try:
+            write_json(args.json, report)
+        except KagglebertError as err:  # one line, like the main CLI; the table above is already printed
+            parser.exit(2, f"error: {err}\n")
+    return report
