@@ -1,4 +1,8 @@
-"""`python -m kagglebert {eda,lm,train,submit,run} --config FILE [--set section.key=value ...]`"""
+"""`python -m kagglebert {eda,lm,train,submit,run} --config FILE [--set section.key=value ...]`
+
+Exit status: 0 done; 2 a problem with the input, the config or a run folder (one `error:` line
+naming the file, row and column or the key; nothing written); 130 interrupted (Ctrl-C or SIGTERM;
+one line; the same command resumes)."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +10,8 @@ import logging
 import sys
 
 from .core import config as config_mod
-from .core.errors import KagglebertError
+from .core import runs
+from .core.errors import Interrupted, KagglebertError
 from .analysis import ablate, blend
 from .stages import eda, lm, pipeline, submit, train
 
@@ -22,9 +27,13 @@ def run_all(cfg) -> dict:
         return {}
     metrics, submission = result["metrics"], result["submission"]
     print(f"OOF {metrics['metric']}: {metrics['oof_auc']:.4f}")
-    print(f"submission: {submission.path}")
-    print(f"submit with: {submission.command}")
+    print_submission(submission)
     return {"metrics": metrics, "submission": str(submission.path)}
+
+
+def print_submission(submission) -> None:
+    print(f"submission: {submission.path}" + (" (sample run: not the full test set; Kaggle would reject it)" if submission.sample_run else ""))
+    print(f"submit with: {submission.command}")
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = STAGE_MAINS[args.command](cfg)
             if args.command == "submit":
-                print(f"submission: {result.path}\nsubmit with: {result.command}")
+                print_submission(result)
+    except Interrupted as err:
+        print(err, file=sys.stderr)  # the message says where it stopped and how to resume
+        return 130
+    except KeyboardInterrupt:
+        # a Ctrl-C outside a stage's own handling: one line, never the traceback of wherever it landed
+        print("interrupted; finished stages and folds are kept: rerun the same command to resume", file=sys.stderr)
+        return 130
     except KagglebertError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # a write or read outside core/atomic's mapping (a library writing its own file): still one line
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+    finally:
+        runs.release_locks()
     return 0

@@ -96,7 +96,8 @@ def test_submit_predictions_from_a_file(pred, sample_dir, tmp_path):
     out_path = tmp_path / "submissions" / "x.csv"
     first = submit_predictions(pred_path, TASK, str(sample_dir), out_path, "msg")
     assert not first.reused and out_path.is_file()
-    assert first.command == f'kaggle competitions submit -c {TASK.competition_slug} -f {out_path} -m "msg"'
+    assert first.command == f"kaggle competitions submit -c {TASK.competition_slug} -f {out_path} -m msg"
+    assert not first.sample_run
     written = pd.read_csv(out_path, dtype={"id": str})
     assert list(written["id"]) == list(read_raw_csv(sample_dir / "sample_submission.csv")["id"])
     np.testing.assert_allclose(written[LABELS].to_numpy(), first.frame[LABELS].to_numpy(), rtol=1e-5)

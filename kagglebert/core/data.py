@@ -38,7 +38,7 @@ class CompetitionData:
     train_file: Path
     test_file: Path
     sample_submission_file: Path | None = None
-    fingerprints: dict[str, str] = field(default_factory=dict)  # file name → sha256 of the bytes read
+    fingerprints: dict[str, str] = field(default_factory=dict)  # train.csv/… → sha256 of its (unzipped) bytes
     test_subsampled: bool = False  # data.max_rows cut the test rows: a submission Kaggle would reject
 
     @property
@@ -259,20 +259,20 @@ def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed
     sample_path = find_file(folder, task.sample_submission_file)
     fingerprints = {}
 
-    train, fingerprints[train_path.name] = read_table(train_path)
+    train, fingerprints[task.train_file] = read_table(train_path)
     require_columns(train, train_path, [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns])
     require_rows(train, train_path)
     check_unique_ids(train, train_path, task.id_column)
     parse_labels(train, train_path, task)
     clean_text(train, train_path, task.text_column)
 
-    test, fingerprints[test_path.name] = read_table(test_path)
+    test, fingerprints[task.test_file] = read_table(test_path)
     require_columns(test, test_path, [task.id_column, task.text_column])
     require_rows(test, test_path)
     check_unique_ids(test, test_path, task.id_column)
     clean_text(test, test_path, task.text_column)
 
-    sample, fingerprints[sample_path.name] = read_table(sample_path)
+    sample, fingerprints[task.sample_submission_file] = read_table(sample_path)
     check_sample_columns(sample, sample_path, task)
     require_rows(sample, sample_path)
     check_unique_ids(sample, sample_path, task.id_column)

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
-from .errors import RunError
 from .atomic import write_csv
+from .data import read_predictions
+from .errors import DataError, RunError
 
 
 def make_folds(ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int) -> pd.DataFrame:
@@ -22,9 +23,14 @@ def make_folds(ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int) -> 
 def load_or_make_folds(path: Path, ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int) -> pd.DataFrame:
     """Every stage reads the same folds.csv; it must cover exactly the training ids."""
     if path.is_file():
-        folds = pd.read_csv(path, dtype={"id": str})
-        if len(folds) != len(ids) or set(folds["id"]) != set(ids) or folds["fold"].nunique() != n_folds:
+        try:
+            folds = read_predictions(path, "id")  # ids as written: `NA` stays an id
+        except DataError as err:
+            raise RunError(f"{err}; delete it or use a new run.name") from None
+        if ("fold" not in folds.columns or folds["fold"].isna().any() or len(folds) != len(ids)
+                or set(folds["id"]) != set(ids) or folds["fold"].nunique() != n_folds):
             raise RunError(f"{path}: does not match the training data ({len(ids)} ids, {n_folds} folds); delete it or use a new run.name")
+        folds["fold"] = folds["fold"].astype(np.int64)
         return folds.set_index("id").loc[ids.to_numpy()].reset_index()
     folds = make_folds(ids, targets, n_folds, seed)
     write_csv(path, folds)

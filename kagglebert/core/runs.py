@@ -2,6 +2,8 @@
 `Run` is the one place that knows the layout; no other module spells a file name inside a run:
 
     runs/<name>/config.toml            the resolved config
+                inputs.json            sha256 of the data files and checkpoint it was made from, kagglebert's version
+                .lock                  held (flock) by the process running a stage on it; holds its pid
                 folds.csv              id, fold (computed once)
                 eda/                   prevalence.csv, cooccurrence.csv, lengths.csv, length_summary.csv, summary.json
                 folds/fold<k>_oof.csv, fold<k>_test.csv, fold<k>_record.json (written last: the fold is complete)
@@ -11,19 +13,34 @@
     runs/_lm/<key>/                    an LM stage's output, keyed by what it depends on (checkpoint,
                                        data, lm.*), so runs that differ only in classifier settings share it
 
-A run name is bound to its config: reopening it with settings that change results is refused, so
-outputs in one folder always come from one config. Settings that only change how a run is
-watched or where it writes (device, progress bars, the submission name) may differ.
+A run name is bound to its config and its inputs: reopening it with settings that change results,
+or with other data files, another checkpoint or another kagglebert version, is refused, so outputs
+in one folder always come from one config and one set of inputs. Settings that only change how a
+run is watched or where it writes (device, progress bars, the submission name) may differ.
+
+`open_run` checks everything first (core/checks.py) and only then creates the folder; a second
+process on the same run folder is refused while the first holds its lock. Readers (`read_run`,
+`reader`, `open_run(cfg, write=False)`) never write, so a read-only run folder can be read and
+submitted.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+import os
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not locked there
+    fcntl = None
+
+from . import checks
 from . import config as config_mod
+from . import distributed
 from .config import Config
 from .data import CompetitionData, load_competition
 from .errors import RunError
@@ -50,10 +67,14 @@ LM_STORE = "_lm"  # under runs_dir; run names may not start with "_"
 LM_KEY_FIELDS = ("run.task", "run.seed", "data.dir", "data.max_rows", "data.fold_seed", "model.name")
 
 
-def lm_key(cfg: Config) -> str:
-    """A short hash of every setting the LM stage's result depends on (and nothing else)."""
+def lm_key(cfg: Config, inputs: dict | None = None) -> str:
+    """A short hash of every setting and input the LM stage's result depends on (and nothing else):
+    the data files' and the checkpoint's fingerprints are part of it, so other data or another
+    checkpoint under the same paths never reuses a stale LM."""
     values = flat(cfg.to_dict())
     picked = {k: values[k] for k in LM_KEY_FIELDS} | {k: v for k, v in values.items() if k.startswith("lm.")}
+    if inputs:
+        picked["inputs"] = {"data": inputs.get("data"), "model": (inputs.get("model") or {}).get("files")}
     text = json.dumps(picked, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -64,6 +85,8 @@ class Run:
     dir: Path
     task: TaskSpec
     read_only: bool = False  # opened by a reader (report, blend, predict): nothing is written
+    data: CompetitionData | None = field(default=None, repr=False)  # what preflight loaded, shared by the stage
+    inputs: dict | None = field(default=None, repr=False)  # inputs.json's content (fingerprints)
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
@@ -72,6 +95,14 @@ class Run:
     @property
     def config_path(self) -> Path:
         return self.dir / "config.toml"
+
+    @property
+    def inputs_path(self) -> Path:
+        return self.dir / "inputs.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / ".lock"
 
     @property
     def folds_path(self) -> Path:
@@ -110,7 +141,9 @@ class Run:
     @property
     def lm_dir(self) -> Path:
         """This run's LM stage output (shared with every run whose LM settings and inputs agree)."""
-        return Path(self.cfg.run.runs_dir) / LM_STORE / lm_key(self.cfg)
+        if self.inputs is None:  # a reader of a run not made yet: the inputs as they are now
+            self.inputs = read_inputs(self.inputs_path) if self.inputs_path.is_file() else checks.input_fingerprints(self.cfg)
+        return Path(self.cfg.run.runs_dir) / LM_STORE / lm_key(self.cfg, self.inputs)
 
     @property
     def lm_metrics_path(self) -> Path:
@@ -120,8 +153,11 @@ class Run:
         return self.lm_metrics_path.is_file()
 
     def load_data(self) -> CompetitionData:
-        cfg = self.cfg
-        return load_competition(self.task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed)
+        """The competition data, read once: preflight's copy when the run was opened by `open_run`."""
+        if self.data is None:
+            cfg = self.cfg
+            self.data = load_competition(self.task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed)
+        return self.data
 
     def folds(self, data: CompetitionData):
         """(id, fold) rows in the order of `data.train`, computed once and saved as folds.csv."""
@@ -131,23 +167,130 @@ class Run:
         )
 
 
-def open_run(cfg: Config) -> Run:
-    """Create or reopen the run folder; refuse a different config under the same name."""
-    folder = run_dir(cfg.run.runs_dir, cfg.run.name)
+def read_inputs(path: Path) -> dict:
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as err:
+        raise RunError(f"{path}: unreadable ({err}); delete the run folder to start over") from None
+
+
+def check_config_unchanged(folder: Path, cfg: Config) -> None:
     saved = folder / "config.toml"
-    if saved.is_file():
-        old = flat(config_mod.load(saved).to_dict())
-        new = flat(cfg.to_dict())
-        changed = [k for k in new if k not in NEUTRAL_KEYS and old.get(k) != new[k]]
-        if changed:
-            shown = "; ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in changed[:4])
-            raise RunError(
-                f"{folder}: this run was made with another config ({shown}). "
-                f"Use a new name (--set run.name=...) or delete {folder} to start over"
-            )
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(saved, config_mod.dumps(cfg))
-    return Run(cfg, folder, get_task(cfg.run.task))
+    if not saved.is_file():
+        return
+    old = flat(config_mod.load(saved).to_dict())
+    new = flat(cfg.to_dict())
+    changed = [k for k in new if k not in NEUTRAL_KEYS and old.get(k) != new[k]]
+    if changed:
+        shown = "; ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in changed[:4])
+        raise RunError(
+            f"{folder}: this run was made with another config ({shown}). "
+            f"Use a new name (--set run.name=...) or delete {folder} to start over"
+        )
+
+
+def check_inputs_unchanged(folder: Path, inputs: dict) -> dict:
+    """The stored inputs.json merged with `inputs`; refused when a recorded input differs."""
+    path = folder / "inputs.json"
+    if not path.is_file():
+        return dict(inputs)
+    old = read_inputs(path)
+    changes = checks.describe_changes(old, inputs)
+    if changes:
+        raise RunError(
+            f"{folder}: this run was made from other inputs ({'; '.join(changes[:3])}). "
+            f"Use a new name (--set run.name=...) or delete {folder} to start over"
+        )
+    return {**old, **{k: v for k, v in inputs.items() if v is not None}}
+
+
+# ---- one process per run folder ----
+
+_locks: dict[str, list] = {}  # resolved folder → [file descriptor, open Runs holding it]
+
+
+def _acquire(folder: Path) -> str:
+    """flock the folder's .lock for this process (re-entrant within it). The kernel drops a dead
+    process's lock, so a stale lock cannot outlive a kill -9; the pid written into the file is only
+    for the message."""
+    key = str(folder.resolve())
+    if key in _locks:
+        _locks[key][1] += 1
+        return key
+    lock_path = folder / ".lock"
+    try:
+        # not an atomic write: the lock lives on this one inode, which a rename would replace
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise RunError(f"{lock_path}: cannot write: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunError(
+            f"{folder}: in use by another kagglebert process (pid {holder}); wait for it to finish "
+            f"(or stop it), or use another run.name"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _locks[key] = [fd, 1]
+    return key
+
+
+def _release(key: str) -> None:
+    held = _locks.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _locks[key]
+        os.close(held[0])  # closing the descriptor drops the flock
+
+
+def release_locks() -> None:
+    """Drop every run lock this process holds (the CLI, at the end of a command)."""
+    for key in list(_locks):
+        os.close(_locks.pop(key)[0])
+
+
+def open_run(cfg: Config, write: bool = True) -> Run:
+    """Check every input (core/checks.py), then create or reopen the run folder; refuse a different
+    config or other inputs under the same name. Nothing is written until every check has passed.
+
+    write=True (eda, lm, train): the folder is created, locked for as long as the returned Run is
+    alive (rank 0 only under torchrun), and config.toml / inputs.json are written.
+    write=False (submit): the run must exist; nothing in it is written, so a read-only folder works."""
+    checked = checks.preflight(cfg)
+    task = get_task(cfg.run.task)
+    folder = run_dir(cfg.run.runs_dir, cfg.run.name)
+    check_config_unchanged(folder, cfg)
+    inputs = checked.inputs()
+    provisional = Run(cfg, folder, task, data=checked.data, inputs=inputs)
+    if cfg.lm.epochs > 0 and provisional.lm_complete():
+        # the classifier starts from the LM stage's output: bind the run to those files too
+        inputs["lm_output"] = checks.folder_fingerprints(provisional.lm_dir)
+    merged = check_inputs_unchanged(folder, inputs)
+    if not write:
+        if not (folder / "config.toml").is_file():
+            raise RunError(f"{folder}: no such run; train it first (`python -m kagglebert train` or `run`)")
+        return Run(cfg, folder, task, read_only=True, data=checked.data, inputs=merged)
+    run = Run(cfg, folder, task, data=checked.data, inputs=merged)
+    if not distributed.is_main():  # under torchrun rank 0 locks and writes; the others only read
+        return run
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"{folder}: cannot create: {err.strerror or err}") from None
+    if fcntl is not None:
+        key = _acquire(folder)
+        weakref.finalize(run, _release, key)
+        # checked again under the lock: another process may have written this run meanwhile
+        check_config_unchanged(folder, cfg)
+        run.inputs = merged = check_inputs_unchanged(folder, inputs)
+    write_atomic(run.config_path, config_mod.dumps(cfg))
+    write_atomic(run.inputs_path, checks.dumps_inputs(merged))
+    return run
 
 
 def read_run(runs_dir: str | Path, name: str) -> Run:
@@ -159,7 +302,9 @@ def read_run(runs_dir: str | Path, name: str) -> Run:
         raise RunError(f"{folder}: not a kagglebert run folder (no config.toml)")
     cfg = config_mod.load(saved)
     cfg.run.runs_dir = str(folder.parent)
-    return Run(cfg, folder, get_task(cfg.run.task), read_only=True)
+    inputs_path = folder / "inputs.json"
+    inputs = read_inputs(inputs_path) if inputs_path.is_file() else {}  # {}: made before inputs.json existed
+    return Run(cfg, folder, get_task(cfg.run.task), read_only=True, inputs=inputs)
 
 
 def reader(cfg: Config) -> Run:

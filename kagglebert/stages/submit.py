@@ -1,12 +1,16 @@
 """Stage 4 — the submission: `submissions/<name>.csv` with exactly sample_submission's ids, columns
 and row order, probabilities in [0, 1] and no NaN. Checked before it is written, written to a
-temporary file and linked into place, never over an existing file.
+temporary file and linked into place, never over an existing file. It writes only into
+`submit.dir` (the run folder is opened read-only, so a read-only run can be submitted). A run on
+a subsample of the test rows (`data.max_rows`) or on the bundled sample is marked as a sample run:
+Kaggle would reject its file, and the log line and the printed command's message say so.
 
     python -m kagglebert submit --config demo
 """
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import pandas as pd
 
 from ..core import atomic
 from ..core.config import Config
-from ..core.data import find_file, read_csv
+from ..core.data import find_file, read_csv, read_predictions
 from ..core.errors import DataError, RunError
 from ..core.paths import find_data_dir
 from ..core.runs import open_run
@@ -29,7 +33,8 @@ class Submission:
     path: Path
     frame: pd.DataFrame
     reused: bool
-    command: str  # the kaggle CLI line that submits it
+    command: str  # the kaggle CLI line that submits it, every argument shell-quoted
+    sample_run: bool = False  # predictions for a subsample / the bundled sample: not a competition submission
 
 
 def build_submission(pred: pd.DataFrame, pred_path: Path, sample: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
@@ -69,27 +74,42 @@ def write_new(frame: pd.DataFrame, path: Path) -> bool:
     return atomic.write_new(path, text)
 
 
-def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path: Path, message: str) -> Submission:
+SAMPLE_RUN_NOTE = "sample run, not the full test set"
+
+
+def kaggle_command(slug: str, path: Path, message: str) -> str:
+    """The kaggle CLI line, safe to paste into a shell: a name or message holding `$(...)`, quotes
+    or spaces stays one literal argument."""
+    return shlex.join(["kaggle", "competitions", "submit", "-c", slug, "-f", str(path), "-m", message])
+
+
+def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path: Path, message: str,
+                       sample: pd.DataFrame | None = None, sample_run: bool = False) -> Submission:
+    """`pred_path`'s predictions checked against sample_submission and written to `out_path`.
+    `sample`: sample_submission as the run saw it (restricted to the subsampled test ids with
+    data.max_rows); by default read from the data folder."""
     if not pred_path.is_file():
         raise RunError(f"{pred_path}: not found; run `python -m kagglebert train` (or `run`) first")
-    folder = find_data_dir(data_dir, task.competition_slug)
-    sample_path = find_file(folder, task.sample_submission_file)
-    sample = read_csv(sample_path)
-    pred = pd.read_csv(pred_path, dtype={task.id_column: str})
+    if sample is None:
+        folder = find_data_dir(data_dir, task.competition_slug)
+        sample = read_csv(find_file(folder, task.sample_submission_file))
+    pred = read_predictions(pred_path, task.id_column)  # ids exactly as written: `NA` is an id
     frame = build_submission(pred, pred_path, sample, task)
+    if sample_run:
+        message = f"{message} ({SAMPLE_RUN_NOTE})"
     reused = write_new(frame, out_path)
-    command = f'kaggle competitions submit -c {task.competition_slug} -f {out_path} -m "{message}"'
-    log.info("submit: %s %s (%d rows)", "reusing" if reused else "wrote", out_path, len(frame))
-    return Submission(out_path, frame, reused, command)
+    command = kaggle_command(task.competition_slug, out_path, message)
+    log.info("submit: %s %s (%d rows)%s", "reusing" if reused else "wrote", out_path, len(frame),
+             f"; {SAMPLE_RUN_NOTE}: Kaggle would reject it" if sample_run else "")
+    return Submission(out_path, frame, reused, command, sample_run)
 
 
 def main(cfg: Config) -> Submission:
-    run = open_run(cfg)
+    run = open_run(cfg, write=False)  # checks config and inputs against the run; writes nothing there
+    data = run.load_data()
     name = cfg.submit.name or cfg.run.name
-    metrics_path = run.metrics_path
     message = f"kagglebert {name}"
-    if metrics_path.is_file():
-        import json
-
-        message += f": OOF AUC {json.loads(metrics_path.read_text())['oof_auc']:.4f}"
-    return submit_predictions(run.test_pred_path, run.task, cfg.data.dir, Path(cfg.submit.dir) / f"{name}.csv", message)
+    if run.metrics_path.is_file():
+        message += f": OOF AUC {atomic.read_json(run.metrics_path)['oof_auc']:.4f}"
+    return submit_predictions(run.test_pred_path, run.task, cfg.data.dir, Path(cfg.submit.dir) / f"{name}.csv", message,
+                              sample=data.sample_submission, sample_run=data.sample_run)
