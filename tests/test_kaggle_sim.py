@@ -1,0 +1,196 @@
+"""A simulated Kaggle: `make kaggle-sim` (pytest -m kaggle_sim; `make test` leaves it out).
+
+The wheel dataset (`kagglebert.deploy.wheels`, the packaged MiniLM included) is attached as an
+input; each notebook runs in a fresh virtual environment on a simulated Kaggle image
+(tests/kaggle_image.py: this environment's packages minus kagglebert and what the wheel folder
+adds), with no index, the hub offline and, where `unshare -n` works, no network at all; the kernel
+talks to the test over Unix sockets. The notebook's own first cell installs kagglebert from the
+attached wheels. Inputs sit in a fake `/kaggle/input` (KAGGLEBERT_KAGGLE_INPUT), the kernel's
+working folder is the fake `/kaggle/working`:
+
+- offline flow: each notebook alone, with the wheels, the competition files and a model folder
+  (a tiny BERT, so the notebooks take seconds) attached;
+- multi-notebook flow: the notebooks in order, each in its own fresh session, with the `runs/`
+  of every earlier notebook's `/kaggle/working` attached as a dataset (read-only).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+import jupytext
+import pandas as pd
+import pytest
+
+from kaggle_image import Machine, build_wheel_dataset, kaggle_image, network_off_prefix, offline_env  # noqa: F401
+from kagglebert.core.paths import REPO_ROOT
+
+pytestmark = pytest.mark.kaggle_sim
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+NAMES = [p.stem for p in NOTEBOOKS]
+COMPETITION = "jigsaw-toxic-comment-classification-challenge"
+TEST_ROWS = 200  # every fold predicts the whole test set
+CELL_TIMEOUT = 600  # a guard against a hang; a notebook on this slice takes seconds to a minute
+
+
+@pytest.fixture(scope="module")
+def wheel_dataset(tmp_path_factory) -> Path:
+    return build_wheel_dataset(tmp_path_factory, packaged_model=True)
+
+
+@pytest.fixture(scope="module")
+def competition(sample_dir, tmp_path_factory) -> Path:
+    """The competition's three files as Kaggle attaches them: 300 train rows, TEST_ROWS test rows."""
+    folder = tmp_path_factory.mktemp("competition") / COMPETITION
+    folder.mkdir()
+    shutil.copy(sample_dir / "train.csv", folder / "train.csv")
+    for name in ("test.csv", "sample_submission.csv"):
+        frame = pd.read_csv(sample_dir / name, dtype=str, keep_default_na=False, na_filter=False)
+        frame.head(TEST_ROWS).to_csv(folder / name, index=False)
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with a hash of its bytes: Kaggle inputs are read-only."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class KaggleSession:
+    """One Kaggle notebook session: a fresh machine, `kaggle/input/<dataset>` for each attached
+    folder (links, as Kaggle mounts them), an empty `kaggle/working`."""
+
+    def __init__(self, root: Path, image: Path, inputs: dict[str, Path]):
+        self.root = root
+        self.input = root / "kaggle" / "input"
+        self.working = root / "kaggle" / "working"
+        self.input.mkdir(parents=True)
+        self.working.mkdir()
+        for name, folder in inputs.items():
+            (self.input / name).symlink_to(folder, target_is_directory=True)
+        overrides = {  # the quick profile shrunk to a tiny slice; data, runs and submissions: the Kaggle defaults
+            "model.name": self.input / "tiny-bert",  # a model folder attached as a dataset
+            "data.max_rows": 120,
+            "data.n_folds": 2,
+            "train.epochs": 1,
+            "lm.epochs": 1,
+            "lm.include_test": "false",
+        }
+        self.env = offline_env(
+            root / "kaggle",
+            KAGGLEBERT_PROFILE="quick",
+            KAGGLEBERT_OVERRIDES=" ".join(shlex.quote(f"{k}={v}") for k, v in overrides.items()),
+            MPLBACKEND="module://matplotlib_inline.backend_inline",
+            HOME=str(root / "home"),
+        )
+        self.machine = Machine(root / "venv", image, self.env)
+        self.env["PATH"] = f"{self.machine.python.parent}{os.pathsep}{self.env['PATH']}"  # `!pip` is this machine's
+
+    def kernel_manager(self):
+        """A kernel on this machine, without network, reached over Unix sockets (a network
+        namespace has no shared loopback)."""
+        from jupyter_client.kernelspec import KernelSpecManager
+        from jupyter_client.manager import AsyncKernelManager
+
+        kernels = self.root / "jupyter" / "kernels"
+        (kernels / "kaggle").mkdir(parents=True)
+        argv = [*network_off_prefix(), str(self.machine.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        (kernels / "kaggle" / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "kaggle", "language": "python"}))
+        specs = KernelSpecManager(kernel_dirs=[str(kernels)])
+        return AsyncKernelManager(kernel_name="kaggle", kernel_spec_manager=specs, transport="ipc",
+                                  ip=str(self.root / "ipc"))
+
+    def run(self, script: Path):
+        """The notebook executed top to bottom; its cells' outputs are in the returned notebook."""
+        from nbclient import NotebookClient
+
+        notebook = jupytext.read(script)
+        client = NotebookClient(notebook, km=self.kernel_manager(), timeout=CELL_TIMEOUT, allow_errors=True,
+                                resources={"metadata": {"path": str(self.working)}})
+        started = time.perf_counter()
+        client.execute(env=self.env)
+        print(f"{script.name}: {time.perf_counter() - started:.1f} s")
+        return notebook
+
+
+def errors_of(notebook) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in notebook.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+def text_of(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.extend(str(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
+    return "\n".join(parts)
+
+
+def check_session(session: KaggleSession, notebook, inputs_before: dict[str, dict]) -> str:
+    """What every simulated session must show; returns the notebook's text output."""
+    assert not errors_of(notebook), errors_of(notebook)
+    installed = session.machine.site_packages / "kagglebert"
+    assert installed.is_dir(), "the notebook did not install kagglebert from the attached wheels"
+    for name, before in inputs_before.items():
+        assert snapshot(session.input / name) == before, f"the notebook changed its input {name}"
+    assert not Path("/kaggle").exists(), "the notebook wrote to this machine's /kaggle instead of its working folder"
+    return text_of(notebook)
+
+
+@pytest.fixture()
+def no_real_kaggle():
+    if Path("/kaggle").exists():
+        pytest.skip("this machine has a /kaggle folder: the sim could not tell its writes from Kaggle's")
+
+
+def test_network_is_off_in_the_sim(kaggle_image, tmp_path):
+    """Recorded for the log: whether `unshare -n` isolates the sim here (else only the settings do)."""
+    machine = Machine(tmp_path / "venv", kaggle_image, offline_env(tmp_path / "kaggle"))
+    probe = machine.run("-c", "import socket; socket.create_connection(('pypi.org', 443), timeout=5)", cwd=tmp_path)
+    print(f"network isolation: {'unshare -n' if network_off_prefix() else 'settings only (unshare -n unavailable)'}")
+    if network_off_prefix():
+        assert probe.returncode != 0
+    refused = machine.run("-m", "pip", "download", "--no-deps", "-d", str(tmp_path / "d"), "tomli-w", cwd=tmp_path)
+    assert refused.returncode != 0  # no index: nothing comes from PyPI
+
+
+@pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
+def test_offline_flow_each_notebook_alone(script, wheel_dataset, competition, kaggle_image, tiny_model_dir, tmp_path,
+                                          no_real_kaggle):
+    inputs = {"kagglebert-wheels": wheel_dataset, COMPETITION: competition, "tiny-bert": tiny_model_dir}
+    session = KaggleSession(tmp_path, kaggle_image, inputs)
+    before = {name: snapshot(session.input / name) for name in inputs}
+    text = check_session(session, session.run(script), before)
+    assert str(session.input / COMPETITION) in text, "the notebook does not say where it found the competition files"
+    assert (session.working / "runs").is_dir()
+    if script.stem == "01_eda":  # the packaged model's wheel installed too, and resolves offline
+        probe = session.machine.run("-c", "from kagglebert.core.paths import resolve_model; print(resolve_model('packaged-minilm'))",
+                                    cwd=session.working)
+        assert probe.returncode == 0 and Path(probe.stdout.strip()).is_relative_to(session.machine.site_packages), probe.stderr
+
+
+def test_multi_notebook_flow(wheel_dataset, competition, kaggle_image, tiny_model_dir, tmp_path, no_real_kaggle):
+    """Notebook N+1 gets the `runs/` of notebooks 1..N as attached datasets and reuses them."""
+    outputs: dict[str, Path] = {}  # dataset name → an earlier notebook's /kaggle/working
+    for script in NOTEBOOKS:
+        inputs = {"kagglebert-wheels": wheel_dataset, COMPETITION: competition, "tiny-bert": tiny_model_dir, **outputs}
+        root = tmp_path / script.stem
+        session = KaggleSession(root, kaggle_image, inputs)
+        before = {name: snapshot(session.input / name) for name in inputs}
+        text = check_session(session, session.run(script), before)
+        attached = [name for name in outputs if (session.input / name / "runs").is_dir()]
+        if script.stem == "03_train_kfold":  # the ITPT arm starts from notebook 2's LM instead of training one
+            assert "02_lm_finetune-output" in text, "notebook 3 does not say it reused notebook 2's LM"
+            assert not list((session.working / "runs").glob("_lm/*/"))
+        if script.stem == "04_submission":  # the folds come from notebook 3: no fold is trained again
+            assert "03_train_kfold-output" in text, "notebook 4 does not say it reused notebook 3's runs"
+            assert not list((session.working / "runs").glob("quick-itpt/fold*"))
+        print(f"{script.stem}: attached {attached}")
+        outputs[f"{script.stem}-output"] = session.working
