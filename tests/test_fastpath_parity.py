@@ -62,9 +62,9 @@ def one_update(model, batches, grad_accum: int) -> Classifier:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = make_scheduler(optimizer, total_steps=1, warmup_ratio=0.0, kind="constant")
     device = torch.device("cpu")
-    stats = train_epoch(model, batches, lambda m, b: bce_loss(m(b["input_ids"], b["attention_mask"]), b["labels"]),
-                        optimizer, scheduler, make_scaler(device, "fp32"), device, "fp32", grad_accum=grad_accum,
-                        max_grad_norm=1.0, progress=False)
+    stats = train_epoch(model=model, loader=batches, compute_loss=lambda m, b: bce_loss(m(b["input_ids"], b["attention_mask"]), b["labels"]),
+                        optimizer=optimizer, scheduler=scheduler, scaler=make_scaler(device, "fp32"), device=device,
+                        precision="fp32", grad_accum=grad_accum, max_grad_norm=1.0, progress=False)
     assert len(stats.lr_factors) == 1  # exactly one optimizer step
     return model
 

@@ -5,8 +5,10 @@
 Every rank runs the same stage code. The batch sampler is sharded (rank r takes every
 world_size-th batch, all ranks the same count, so no rank waits on a collective that never comes);
 the model is wrapped in DistributedDataParallel (gradients averaged across ranks, so one step sees
-the global batch); predictions are computed on a shard per rank and all-gathered; only rank 0
-writes files while the others wait on a barrier. Without WORLD_SIZE > 1 every helper is a no-op.
+the global batch); predictions are computed on a shard per rank and all-gathered (`shard_rows`,
+`gather_rows`, used by `modeling.predict`); only rank 0 writes files while the others wait on a
+barrier. Without WORLD_SIZE > 1 every helper is a no-op. This module imports nothing of
+kagglebert's: the engine and the model code stand on it.
 """
 from __future__ import annotations
 
@@ -17,8 +19,6 @@ import os
 import numpy as np
 import torch
 import torch.distributed as dist
-
-from .modeling import predict as predict_rows
 
 
 def init_from_env() -> bool:
@@ -140,12 +140,17 @@ def gather_rows(local: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     return out
 
 
-def predict(model, tokens, pad_id: int, batch_size: int, device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
-    """`modeling.predict` with the rows split across ranks (every world_size-th row of the
-    length order, so each rank gets a similar mix of lengths), gathered back on every rank."""
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """The mean of a tensor over all ranks (the tensor itself when not distributed)."""
     if not is_distributed():
-        return predict_rows(model, tokens, pad_id, batch_size, device, precision, pad_multiple)
-    order = np.argsort(-np.asarray(tokens.lengths), kind="stable")
-    mine = order[rank() :: world_size()]
-    local = predict_rows(model, tokens.subset(mine), pad_id, batch_size, device, precision, pad_multiple)
-    return gather_rows(local, mine, len(tokens))
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    return total / world_size()
+
+
+def shard_rows(lengths: np.ndarray) -> np.ndarray:
+    """This rank's rows for inference: every world_size-th row of the length order, so each rank
+    gets a similar mix of lengths (all rows when not distributed)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return order[rank() :: world_size()]

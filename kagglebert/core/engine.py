@@ -1,16 +1,25 @@
-"""The training step and everything around it: device and precision choice, optimizer with
-layer-wise learning-rate decay, schedules, and one epoch loop shared by the LM and classifier stages."""
+"""The training step and everything around it, shared by the LM and classifier stages: device and
+precision choice, the optimizer with layer-wise learning-rate decay, schedules, the epoch loop
+(`train_epoch`) and `fit`, which runs it for a stage — loader, optimizer, scheduler, loss scaler, DDP
+wrap, epochs, a per-epoch callback (evaluate, keep the best epoch, save a resumable state) and
+resumption from such a state. A stage says what data, what model, what loss, and what it writes;
+this module says how a model is trained."""
 from __future__ import annotations
 
 import contextlib
 import math
+import random
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from . import distributed
+from .errors import RunError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -94,6 +103,27 @@ def make_scheduler(optimizer, total_steps: int, warmup_ratio: float, kind: str =
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+
+def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    # only fp16 needs loss scaling; for bf16/fp32 the scaler is a pass-through
+    return torch.amp.GradScaler(device.type if device.type in ("cuda", "cpu") else "cpu", enabled=precision == "fp16")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def start(*, seed: int, device: str, precision: str) -> tuple[torch.device, str]:
+    """The first step of every training stage, before its model is built (a fresh head's
+    initialisation draws from the seeded generator): seed, device (this process's GPU under
+    torchrun), precision."""
+    seed_everything(seed)
+    chosen = distributed.local_device(resolve_device(device))
+    return chosen, resolve_precision(precision, chosen)
+
+
 def move(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -116,7 +146,18 @@ class EpochStats:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
+def non_finite_loss(value: float, where: str, precision: str, section: str, peak_lr: float) -> RunError:
+    """The hint that fits: in fp16 the forward pass overflowed (the loss scaler only protects the
+    gradients); in fp32/bf16, whose range is wide, the weights diverged — the learning rate."""
+    if precision == "fp16":
+        hint = f"fp16 overflowed: set {section}.precision=bf16 on a GPU that has it (A100, H100, L4), else fp32"
+    else:
+        hint = f"the learning rate is too high: lower {section}.lr / {section}.head_lr (largest now {peak_lr:g})"
+    return RunError(f"{where}: the loss became {value}; training stopped. {hint}")
+
+
 def train_epoch(
+    *,
     model: torch.nn.Module,
     loader,
     compute_loss: Callable[[torch.nn.Module, dict], torch.Tensor],
@@ -130,16 +171,19 @@ def train_epoch(
     log_every: int = 20,
     desc: str = "train",
     progress: bool = True,
+    section: str = "train",  # the config section a non-finite-loss hint names (train | lm)
 ) -> EpochStats:
+    """One pass over `loader`. The loss is summed on the device and read back once per `log_every`
+    steps (the only host sync): that is when a NaN/inf loss stops the run."""
     model.train()
-    window_loss = torch.zeros((), device=device)  # summed on the device: no host sync per step
+    window_loss = torch.zeros((), device=device)
     window_steps = 0
     samples = tokens = 0
     lr_factors: list[float] = []
     loss_curve: list[float] = []
     steps = len(loader)
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     for step, batch in enumerate(loader):
         samples += len(batch["input_ids"])
         tokens += int(batch["attention_mask"].sum())  # counted on the CPU copy, before the transfer
@@ -158,32 +202,107 @@ def train_epoch(
             scheduler.step()
             lr_factors.append(scheduler.get_last_lr()[0] / scheduler.base_lrs[0])
         if (step + 1) % log_every == 0 or step + 1 == steps:
-            loss_curve.append(window_loss.item() / window_steps)  # the one host sync per window
+            # the one host sync per window; under DDP the mean over ranks, so every rank stops together
+            window_mean = distributed.mean_over_ranks(window_loss).item() / window_steps
+            if not math.isfinite(window_mean):
+                bar.close()
+                raise non_finite_loss(window_mean, f"{desc}, step {step + 1}", precision, section, max(scheduler.base_lrs))
+            loss_curve.append(window_mean)
             window_loss.zero_()
             window_steps = 0
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{loss_curve[-1]:.4f}", lr=f"{max(scheduler.get_last_lr()):.2e}", sps=f"{samples / elapsed:.0f}")
+            elapsed = time.perf_counter() - start_time
+            bar.set_postfix(loss=f"{window_mean:.4f}", lr=f"{max(scheduler.get_last_lr()):.2e}", sps=f"{samples / elapsed:.0f}")
             bar.update((step + 1) - bar.n)
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # the clock must include the queued GPU work
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start_time
     bar.close()
     mean_loss = float(sum(loss_curve) / max(1, len(loss_curve)))
-    if not math.isfinite(mean_loss):
-        raise FloatingPointError(f"{desc}: loss is {mean_loss}; lower the learning rate or use fp32/bf16")
     return EpochStats(mean_loss, samples, tokens, seconds, lr_factors, loss_curve)
 
 
-def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
-    # only fp16 needs loss scaling; for bf16/fp32 the scaler is a pass-through
-    return torch.amp.GradScaler(device.type if device.type in ("cuda", "cpu") else "cpu", enabled=precision == "fp16")
+@dataclass
+class Training:
+    """What `fit` trains with, handed to its per-epoch callback: the bare `model` to evaluate or
+    save (DDP shares its parameters), and the states a resumed run needs."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+
+    def resume_state(self) -> dict:
+        """Optimizer, schedule, loss scaler and random-generator states, as tensors and plain
+        numbers only: `torch.load(..., weights_only=True)` reads them back, no pickled objects.
+        The loops draw random numbers from torch alone (dropout); samplers and LM masks are
+        reseeded every epoch, so these generators are all a resumed epoch needs."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_resume_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:  # empty when saved without fp16
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state["cuda_rng"]:
+            for index, rng in enumerate(state["cuda_rng"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(rng, index)
 
 
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def fit(
+    *,
+    model: torch.nn.Module,
+    compute_loss: Callable[[torch.nn.Module, dict], torch.Tensor],
+    param_groups: list[dict],
+    batch_sampler,
+    collate: Callable[[list[int]], dict],
+    rows: int,
+    epochs: int,
+    device: torch.device,
+    precision: str,
+    warmup_ratio: float,
+    schedule: str = "linear",
+    stlr_ratio: float = 32.0,
+    grad_accum: int = 1,
+    max_grad_norm: float = 1.0,
+    log_every: int = 20,
+    section: str,
+    desc: str,
+    progress: bool = True,
+    on_epoch: Callable[[int, EpochStats, Training], None] = lambda epoch, stats, training: None,
+    start_epoch: int = 0,
+    resume_state: dict | None = None,
+) -> list[EpochStats]:
+    """Train `model` (already on `device`) for `epochs` passes over `rows` rows, batched by
+    `batch_sampler` (sharded across ranks under torchrun) and `collate`; AdamW over `param_groups`
+    with the `schedule`, a loss scaler for fp16, DDP when distributed. After each epoch
+    `on_epoch(epoch, stats, training)` runs (epoch counts from 1). A resumed fit starts at
+    `start_epoch` with the model's weights already restored by the caller and `resume_state`
+    (`Training.resume_state()` saved after that epoch) restored here. Returns the stats of the
+    epochs it ran."""
+    loader = torch.utils.data.DataLoader(range(rows), batch_sampler=distributed.shard(batch_sampler), collate_fn=collate,
+                                         pin_memory=device.type == "cuda")
+    optimizer = make_optimizer(param_groups, device)
+    scheduler = make_scheduler(optimizer, epochs * math.ceil(len(loader) / grad_accum), warmup_ratio, schedule, stlr_ratio)
+    training = Training(model, optimizer, scheduler, make_scaler(device, precision))
+    if resume_state is not None:
+        training.load_resume_state(resume_state)
+    train_module, train_loss = distributed.wrap(model, compute_loss, device)  # DDP under torchrun, else as is
+    ran = []
+    for epoch in range(start_epoch, epochs):
+        batch_sampler.set_epoch(epoch)  # a new order every epoch
+        if hasattr(collate, "set_epoch"):
+            collate.set_epoch(epoch)  # a fresh LM mask every epoch (RoBERTa's dynamic masking)
+        stats = train_epoch(model=train_module, loader=loader, compute_loss=train_loss, optimizer=optimizer,
+                            scheduler=scheduler, scaler=training.scaler, device=device, precision=precision,
+                            grad_accum=grad_accum, max_grad_norm=max_grad_norm, log_every=log_every,
+                            desc=f"{desc} epoch {epoch + 1}/{epochs}", progress=progress, section=section)
+        ran.append(stats)
+        on_epoch(epoch + 1, stats, training)
+    return ran

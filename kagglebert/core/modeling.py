@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .batching import PadCollator, sorted_batches
 from .engine import autocast, move
 from .tokenization import TokenizedTexts, quiet_transformers
@@ -88,9 +89,19 @@ def masked_lm_loss(model: nn.Module, batch: dict) -> torch.Tensor:
     return nn.functional.cross_entropy(logits.float(), labels[selected])
 
 
-@torch.no_grad()
 def predict(model: Classifier, tokens: TokenizedTexts, pad_id: int, batch_size: int, device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
-    """Sigmoid probabilities in the rows' original order; batches sorted by length (little padding)."""
+    """Sigmoid probabilities in the rows' original order. Under torchrun each rank scores a share
+    of the rows and every rank gets all of them back."""
+    if not distributed.is_distributed():
+        return predict_rows(model, tokens, pad_id, batch_size, device, precision, pad_multiple)
+    mine = distributed.shard_rows(tokens.lengths)
+    local = predict_rows(model, tokens.subset(mine), pad_id, batch_size, device, precision, pad_multiple)
+    return distributed.gather_rows(local, mine, len(tokens))
+
+
+@torch.no_grad()
+def predict_rows(model: Classifier, tokens: TokenizedTexts, pad_id: int, batch_size: int, device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
+    """`predict` in this process alone; batches sorted by length (little padding)."""
     model.eval()
     collate = PadCollator(tokens, pad_id, pad_multiple=pad_multiple)
     out = np.zeros((len(tokens), model.head.out_features), dtype=np.float32)

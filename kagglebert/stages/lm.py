@@ -1,8 +1,13 @@
-"""Stage 2 — corpus LM fine-tuning (within-task pre-training, "ITPT"; ULMFiT's middle step):
-masked-LM training of the checkpoint on the competition's own comments (train + test text), packed
-into fixed-length blocks with a fresh mask every epoch. 5% of the blocks are held out and scored
-(perplexity) before and after. The result is saved with `save_pretrained` to `runs/_lm/<key>/` (`Run.lm_dir`),
-where the classifier stage picks it up when `lm.epochs > 0`.
+"""Stage 2 — corpus LM fine-tuning (within-task pre-training, "ITPT"; ULMFiT's middle step).
+
+Data: the competition's own comments (train + test text), packed into fixed-length blocks; 5% of
+the blocks are held out. Model: the checkpoint as a masked LM (a fresh MLM head when it has none).
+Loss: masked-LM cross-entropy at the masked positions, a fresh mask every epoch. Writes: the model
+with `save_pretrained` to `runs/_lm/<key>/` (`Run.lm_dir`, shared by every run whose LM settings and
+inputs agree), with `lm_metrics.json` (held-out perplexity before and after), where the classifier
+stage picks it up when `lm.epochs > 0`. After every epoch a resumable state is saved beside it
+(`runs/_lm/.<key>.partial/`): the same command after a crash or a Colab disconnect resumes from the
+last finished epoch and ends with the same weights as an uninterrupted run.
 
     python -m kagglebert lm --config demo --set lm.epochs=4
 """
@@ -10,19 +15,21 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_model, save_model
 
 from ..core import distributed
+from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.batching import LengthBucketBatchSampler, MaskingCollator, pack_blocks
 from ..core.config import Config
-from ..core.engine import (autocast, make_optimizer, make_scaler, make_scheduler, move, param_groups,
-                     resolve_device, resolve_precision, seed_everything, train_epoch)
-from ..core.errors import RunError
+from ..core.engine import Training, autocast, fit, move, param_groups, start
+from ..core.errors import Interrupted, RunError
 from ..core.modeling import load_masked_lm, masked_lm_loss
 from ..core.paths import cache_dir, resolve_model
-from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.runs import Run, open_run
 from ..core.tokenization import load_tokenizer, tokenize
 
@@ -73,73 +80,117 @@ def lm_param_groups(model, cfg: Config, fresh_head: bool) -> list[dict]:
     return param_groups(model, getattr(model, model.base_model_prefix), cfg.lm.lr, head_lr, 1.0, cfg.lm.weight_decay)
 
 
-def loader(blocks: np.ndarray, collate: MaskingCollator, batch_size: int, seed: int, pin: bool):
-    sampler = LengthBucketBatchSampler(np.zeros(len(blocks)), batch_size, bucket_size=1, seed=seed)
-    return torch.utils.data.DataLoader(range(len(blocks)), batch_sampler=distributed.shard(sampler), collate_fn=collate, pin_memory=pin)
+# ---- the resumable state after each epoch -------------------------------------------------------
+RESUME_FORMAT = 1
 
 
+def resume_dir(run: Run) -> Path:
+    """Hidden, beside the LM's own folder and keyed like it: only the same LM settings and inputs
+    resume from it."""
+    return run.lm_dir.with_name(f".{run.lm_dir.name}.partial")
+
+
+def save_progress(folder: Path, model, training: Training, progress: dict) -> None:
+    """Weights (safetensors; tied weights stored once), the optimizer/schedule/scaler/RNG states
+    (tensors and numbers only) and the epoch's bookkeeping, replacing the previous epoch's whole."""
+    with atomic_dir(folder) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save(training.resume_state(), tmp / "training_state.pt")
+        write_json(tmp / "progress.json", progress)
+
+
+def load_progress(folder: Path, expected: dict) -> dict | None:
+    """The saved progress when `folder` holds a state for this very corpus and schedule, else None
+    (a state written for other blocks would resume a different run)."""
+    if not (folder / "progress.json").is_file():
+        return None
+    progress = read_json(folder / "progress.json")
+    differs = {k: (progress.get(k), v) for k, v in expected.items() if progress.get(k) != v}
+    if differs:
+        log.warning("lm: ignoring the saved state in %s (%s); starting over", folder,
+                    ", ".join(f"{k}: {old} there, {new} now" for k, (old, new) in differs.items()))
+        return None
+    return progress
+
+
+# ---- the stage -----------------------------------------------------------------------------------
 def main(cfg: Config) -> dict:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
-    out = run.lm_dir
+    out, lm = run.lm_dir, cfg.lm
     if run.lm_complete():
-        metrics = read_json(out / "lm_metrics.json")
+        metrics = read_json(run.lm_metrics_path)
         log.info("lm: reusing %s (perplexity %.1f → %.1f)", out, metrics["perplexity_before"], metrics["perplexity_after"])
         return metrics
-    if cfg.lm.epochs <= 0:
+    if lm.epochs <= 0:
         raise RunError("lm.epochs = 0: nothing to train (set --set lm.epochs=N)")
-    seed_everything(cfg.run.seed)
-    device = distributed.local_device(resolve_device(cfg.run.device))
-    precision = resolve_precision(cfg.lm.precision, device)
+    device, precision = start(seed=cfg.run.seed, device=cfg.run.device, precision=lm.precision)
+
+    # data: the corpus as packed blocks
     model_path = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(model_path)
     with distributed.main_first():  # one writer for the tokenization cache
         train_blocks, heldout_blocks, corpus_tokens = build_corpus(run, tokenizer)
-    log.info("lm: corpus %d tokens → %d blocks of %d (%d held out)", corpus_tokens, len(train_blocks) + len(heldout_blocks), cfg.lm.block_size, len(heldout_blocks))
+    log.info("lm: corpus %d tokens → %d blocks of %d (%d held out)", corpus_tokens, len(train_blocks) + len(heldout_blocks), lm.block_size, len(heldout_blocks))
 
+    # model: the checkpoint as a masked LM, or the last finished epoch's weights when resuming
     model, fresh_head = load_masked_lm(model_path)
     if fresh_head:
         log.warning("lm: %s has no trained MLM head; a fresh one is initialised (decoder tied to the input embeddings)", cfg.model.name)
     model.to(device)
-    ppl_before = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)
-    log.info("lm: held-out perplexity before: %.1f", ppl_before)
+    saved_state = resume_dir(run)
+    plan = {"format": RESUME_FORMAT, "epochs": lm.epochs, "train_blocks": len(train_blocks), "heldout_blocks": len(heldout_blocks)}
+    progress = load_progress(saved_state, plan)
+    if progress is None:
+        progress = {**plan, "epochs_done": 0, "history": [], "seconds": 0.0, "tokens": 0,
+                    "perplexity_before": perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)}
+        log.info("lm: held-out perplexity before: %.1f", progress["perplexity_before"])
+        resume_state = None
+    else:
+        load_model(model, str(saved_state / "model.safetensors"), device=str(device))
+        resume_state = torch.load(saved_state / "training_state.pt", map_location="cpu", weights_only=True)
+        log.info("lm: resuming after epoch %d of %d from %s", progress["epochs_done"], lm.epochs, saved_state)
 
-    collate = MaskingCollator(train_blocks, tokenizer, cfg.lm.mlm_probability, cfg.lm.whole_word_mask, seed=cfg.run.seed)
-    batches = loader(train_blocks, collate, cfg.lm.batch_size, cfg.run.seed, pin=device.type == "cuda")
-    groups = lm_param_groups(model, cfg, fresh_head)
-    optimizer = make_optimizer(groups, device)
-    total_steps = cfg.lm.epochs * math.ceil(len(batches) / cfg.lm.grad_accum)
-    scheduler = make_scheduler(optimizer, total_steps, cfg.lm.warmup_ratio)
-    scaler = make_scaler(device, precision)
-    train_module, train_loss = distributed.wrap(model, masked_lm_loss, device)  # DDP under torchrun, else as is
-    history, seconds, tokens = [], 0.0, 0
-    for epoch in range(cfg.lm.epochs):
-        collate.set_epoch(epoch)  # a fresh mask every epoch (Gururangan et al. 2020; RoBERTa's dynamic masking)
-        batches.batch_sampler.set_epoch(epoch)
-        stats = train_epoch(train_module, batches, train_loss, optimizer, scheduler, scaler, device, precision,
-                            cfg.lm.grad_accum, cfg.lm.max_grad_norm, cfg.train.log_every,
-                            desc=f"lm epoch {epoch + 1}/{cfg.lm.epochs}", progress=cfg.run.progress)
-        seconds += stats.seconds
-        tokens += stats.tokens
-        history.append({"epoch": epoch + 1, "loss": stats.loss, "loss_curve": stats.loss_curve, "tokens_per_s": stats.tokens_per_s})
-        log.info("lm epoch %d/%d: loss %.3f, %.0f tokens/s", epoch + 1, cfg.lm.epochs, stats.loss, stats.tokens_per_s)
-    ppl_after = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)
-    log.info("lm: held-out perplexity after: %.1f (before %.1f)", ppl_after, ppl_before)
-
-    if not distributed.is_main():  # rank 0 saves; the others wait until lm/ is complete
+    def end_of_epoch(epoch: int, stats, training: Training) -> None:
+        progress["epochs_done"] = epoch
+        progress["seconds"] += stats.seconds
+        progress["tokens"] += stats.tokens
+        progress["history"].append({"epoch": epoch, "loss": stats.loss, "loss_curve": stats.loss_curve, "tokens_per_s": stats.tokens_per_s})
+        log.info("lm epoch %d/%d: loss %.3f, %.0f tokens/s", epoch, lm.epochs, stats.loss, stats.tokens_per_s)
+        if distributed.is_main():
+            save_progress(saved_state, model, training, progress)
         distributed.barrier()
-        return read_json(out / "lm_metrics.json")
+
+    # loss: masked-LM cross-entropy, at the masked positions only
+    try:
+        fit(model=model, compute_loss=masked_lm_loss, param_groups=lm_param_groups(model, cfg, fresh_head),
+            batch_sampler=LengthBucketBatchSampler(np.zeros(len(train_blocks)), lm.batch_size, bucket_size=1, seed=cfg.run.seed),
+            collate=MaskingCollator(train_blocks, tokenizer, lm.mlm_probability, lm.whole_word_mask, seed=cfg.run.seed),
+            rows=len(train_blocks), epochs=lm.epochs, device=device, precision=precision,
+            warmup_ratio=lm.warmup_ratio, grad_accum=lm.grad_accum, max_grad_norm=lm.max_grad_norm,
+            # train.log_every is still the run's one reporting interval: config has no lm.log_every yet
+            log_every=cfg.train.log_every, section="lm", desc="lm", progress=cfg.run.progress, on_epoch=end_of_epoch,
+            start_epoch=progress["epochs_done"], resume_state=resume_state)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted in LM epoch {progress['epochs_done'] + 1}; rerun the same command to resume") from None
+    ppl_after = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)
+    log.info("lm: held-out perplexity after: %.1f (before %.1f)", ppl_after, progress["perplexity_before"])
+
+    # writes: the LM folder whole, then the resumable state goes
+    if not distributed.is_main():  # rank 0 saves; the others wait until the LM folder is complete
+        distributed.barrier()
+        return read_json(run.lm_metrics_path)
     metrics = {
-        "perplexity_before": ppl_before,
+        "perplexity_before": progress["perplexity_before"],
         "perplexity_after": ppl_after,
-        "lm_tokens_per_s": tokens / seconds if seconds else 0.0,
+        "lm_tokens_per_s": progress["tokens"] / progress["seconds"] if progress["seconds"] else 0.0,
         "corpus_tokens": corpus_tokens,
         "train_blocks": len(train_blocks),
         "heldout_blocks": len(heldout_blocks),
-        "block_size": cfg.lm.block_size,
+        "block_size": lm.block_size,
         "fresh_mlm_head": fresh_head,
-        "epochs": history,
+        "epochs": progress["history"],
         "device": str(device),
         "precision": precision,
     }
@@ -147,5 +198,6 @@ def main(cfg: Config) -> dict:
         model.to("cpu").save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "lm_metrics.json", metrics)
+    shutil.rmtree(saved_state, ignore_errors=True)
     distributed.barrier()
     return metrics

@@ -1,10 +1,14 @@
 """Stage 3 — k-fold classifier training with out-of-fold predictions.
 
-Per fold the model is built fresh (from `runs/<name>/lm/` when the LM stage ran, else from
-`model.name`), trained on the other folds, scored on its own fold after every epoch; the best
-epoch's validation and test predictions are written as soon as the fold ends, so an interrupted run
-resumes at the first unfinished fold. When every fold is done: `oof.csv`, `test_pred.csv` (mean
-over folds) and `metrics.json`.
+Data: the competition's train comments (tokenized, cut to `model.max_length`), split by folds.csv.
+Model: per fold a fresh classifier — the encoder from `runs/_lm/<key>/` when the LM stage ran, else
+from `model.name`, with `model.pooling` and a linear head. Loss: the task's (BCE over the six
+labels, positives optionally up-weighted). After every epoch the fold is scored on its own rows and
+the best epoch is kept. Writes, per fold and in this order: the best epoch's weights
+(`folds/fold<k>_model/`, with `train.save_models`, stored in `train.save_dtype`), its validation
+and test predictions, then `fold<k>_record.json`, the marker that the fold is complete — an
+interrupted run resumes at the first unfinished fold. When every fold is done: `oof.csv`,
+`test_pred.csv` (mean over folds) and `metrics.json`.
 
     python -m kagglebert train --config demo
 """
@@ -20,42 +24,32 @@ import pandas as pd
 import torch
 
 from ..core import distributed
+from ..core.atomic import atomic_dir, read_json
 from ..core.batching import LengthBucketBatchSampler, PadCollator
+from ..core.checkpoint import save_classifier
 from ..core.config import Config
 from ..core.data import CompetitionData
-from ..core.engine import (make_optimizer, make_scaler, make_scheduler, param_groups, resolve_device,
-                     resolve_precision, seed_everything, train_epoch)
-from ..core.errors import RunError
-from ..core.modeling import build_classifier
-from ..core.atomic import read_json, write_csv, write_json
+from ..core.engine import fit, param_groups, start
+from ..core.errors import Interrupted, RunError
+from ..core.modeling import build_classifier, predict
 from ..core.paths import cache_dir
 from ..core.runs import Run, open_run
-from . import baselines
-from .kfold import assemble, save_fold, start_checkpoint
 from ..core.tasks import positive_weights
 from ..core.tokenization import load_tokenizer, tokenize
+from . import baselines
+from .kfold import assemble, save_fold, start_checkpoint
 
 log = logging.getLogger("kagglebert")
 
 
-def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarray, tokens, test_tokens, labels: np.ndarray, checkpoint: str, pad_id: int) -> dict:
-    """Train on `train_rows`, keep the best epoch by the task's score on `valid_rows`; returns
-    the validation and test predictions of that epoch plus the fold's record."""
-    cfg, task = run.cfg, run.task
-    tc = cfg.train
-    seed_everything(cfg.run.seed + fold)
-    device = distributed.local_device(resolve_device(cfg.run.device))
-    precision = resolve_precision(tc.precision, device)
+def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarray, tokens, test_tokens, labels: np.ndarray, checkpoint: str, tokenizer) -> dict:
+    """Train on `train_rows`, keep the best epoch by the task's score on `valid_rows`, save its
+    weights (with `train.save_models`); returns that epoch's validation and test predictions plus
+    the fold's record."""
+    cfg, task, tc = run.cfg, run.task, run.cfg.train
+    device, precision = start(seed=cfg.run.seed + fold, device=cfg.run.device, precision=tc.precision)
+    pad_id = tokenizer.pad_token_id
     model = build_classifier(checkpoint, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
-
-    fold_tokens = tokens.subset(train_rows)
-    sampler = LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold)
-    collate = PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple)
-    batches = torch.utils.data.DataLoader(range(len(train_rows)), batch_sampler=distributed.shard(sampler), collate_fn=collate, pin_memory=device.type == "cuda")
-    optimizer = make_optimizer(param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay), device)
-    total_steps = tc.epochs * math.ceil(len(batches) / tc.grad_accum)
-    scheduler = make_scheduler(optimizer, total_steps, tc.warmup_ratio, tc.schedule, tc.stlr_ratio)
-    scaler = make_scaler(device, precision)
 
     weights = positive_weights(labels[train_rows], tc.pos_weight_power)
     pos_weight = None if weights is None else torch.from_numpy(weights).to(device)
@@ -63,38 +57,50 @@ def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarr
     def compute_loss(model, batch):
         return task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"], pos_weight=pos_weight)
 
-    train_module, train_loss = distributed.wrap(model, compute_loss, device)  # DDP under torchrun, else as is
-
     valid_tokens = tokens.subset(valid_rows)
     best = {"score": -math.inf}
-    history, seconds, samples, lr_factors = [], 0.0, 0, []
-    for epoch in range(tc.epochs):
-        sampler.set_epoch(epoch)
-        stats = train_epoch(train_module, batches, train_loss, optimizer, scheduler, scaler, device, precision,
-                            tc.grad_accum, tc.max_grad_norm, tc.log_every,
-                            desc=f"fold {fold} epoch {epoch + 1}/{tc.epochs}", progress=cfg.run.progress)
-        seconds += stats.seconds
-        samples += stats.samples
-        lr_factors += stats.lr_factors
-        valid_pred = distributed.predict(model, valid_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
+    history = []
+
+    def score_epoch(epoch: int, stats, training) -> None:
+        """Score the held-out fold; keep the best epoch's predictions, and its weights unless it is
+        the last epoch (the model in hand then)."""
+        nonlocal best
+        valid_pred = predict(model, valid_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
         scored = task.score(labels[valid_rows], valid_pred, task.label_columns)
-        history.append({"epoch": epoch + 1, "train_loss": stats.loss, "score": scored["score"], "samples_per_s": stats.samples_per_s, "loss_curve": stats.loss_curve})
-        log.info("fold %d epoch %d/%d: loss %.4f, valid %s %.4f, %.0f samples/s", fold, epoch + 1, tc.epochs, stats.loss, task.metric_name, scored["score"], stats.samples_per_s)
+        history.append({"epoch": epoch, "train_loss": stats.loss, "score": scored["score"], "samples_per_s": stats.samples_per_s, "loss_curve": stats.loss_curve})
+        log.info("fold %d epoch %d/%d: loss %.4f, valid %s %.4f, %.0f samples/s", fold, epoch, tc.epochs, stats.loss, task.metric_name, scored["score"], stats.samples_per_s)
         if scored["score"] > best["score"]:
-            best = {"score": scored["score"], "per_label": scored["per_label"], "epoch": epoch + 1, "valid_pred": valid_pred,
-                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if epoch + 1 < tc.epochs else None}
-    if best["state"] is not None:  # an earlier epoch won: predict the test set with its weights
+            best = {"score": scored["score"], "per_label": scored["per_label"], "epoch": epoch, "valid_pred": valid_pred,
+                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if epoch < tc.epochs else None}
+
+    fold_tokens = tokens.subset(train_rows)
+    epochs = fit(
+        model=model, compute_loss=compute_loss,
+        param_groups=param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay),
+        batch_sampler=LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold),
+        collate=PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple),
+        rows=len(train_rows), epochs=tc.epochs, device=device, precision=precision,
+        warmup_ratio=tc.warmup_ratio, schedule=tc.schedule, stlr_ratio=tc.stlr_ratio,
+        grad_accum=tc.grad_accum, max_grad_norm=tc.max_grad_norm, log_every=tc.log_every,
+        section="train", desc=f"fold {fold}", progress=cfg.run.progress, on_epoch=score_epoch,
+    )
+    if best["state"] is not None:  # an earlier epoch won: save and predict with its weights
         model.load_state_dict(best["state"])
-    test_pred = distributed.predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
-    del model, train_module, optimizer, scheduler, batches, best["state"]
+    if tc.save_models and distributed.is_main():  # before the record: a fold with a record has its model
+        with atomic_dir(run.fold_model_dir(fold)) as folder:
+            save_classifier(model, tokenizer, folder, task=task, model_cfg=cfg.model, dtype=tc.save_dtype)
+    test_pred = predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
+    del model, best["state"]
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    seconds = sum(e.seconds for e in epochs)
+    samples = sum(e.samples for e in epochs)
     record = {
         "fold": fold, "score": best["score"], "per_label": best["per_label"], "best_epoch": best["epoch"],
         "history": history, "train_seconds": seconds, "train_samples": samples,
         "train_samples_per_s": samples / seconds if seconds else 0.0,
-        "lr_schedule": [tc.lr * f for f in lr_factors], "device": str(device), "precision": precision,
+        "lr_schedule": [tc.lr * f for e in epochs for f in e.lr_factors], "device": str(device), "precision": precision,
         "checkpoint": checkpoint,
     }
     return {"record": record, "valid_pred": best["valid_pred"], "test_pred": test_pred}
@@ -111,42 +117,56 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
     labels = data.labels
     fold_of = folds["fold"].to_numpy()
     for fold in todo:
-        start = time.perf_counter()
+        began = time.perf_counter()
         result = train_fold(run, fold, np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold),
-                            tokens, test_tokens, labels, checkpoint, tokenizer.pad_token_id)
+                            tokens, test_tokens, labels, checkpoint, tokenizer)
         if distributed.is_main():
             save_fold(run, data, fold, np.flatnonzero(fold_of == fold), result["valid_pred"], result["test_pred"],
-                      {**result["record"], "wall_seconds": time.perf_counter() - start})
+                      {**result["record"], "wall_seconds": time.perf_counter() - began})
         distributed.barrier()
+
+
+def saves_models(cfg: Config) -> bool:
+    return cfg.train.save_models and cfg.model.kind == "transformer"  # the baselines have no weights to keep
+
+
+def fold_done(run: Run, fold: int) -> bool:
+    """The record marks a finished fold; with `train.save_models` its weights must be there too, so a
+    fold trained before weights were kept (or whose model folder was deleted) is trained again."""
+    return run.fold_complete(fold) and (not saves_models(run.cfg) or run.fold_model_dir(fold).is_dir())
 
 
 def main(cfg: Config) -> dict | None:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
-    if run.metrics_path.is_file():
+    every_fold = range(cfg.data.n_folds)
+    if run.metrics_path.is_file() and all(fold_done(run, k) for k in every_fold):
         metrics = read_json(run.metrics_path)
         log.info("train: reusing %s (OOF %s %.4f)", run.metrics_path, run.task.metric_name, metrics["oof_auc"])
         return metrics
     with distributed.main_first():  # rank 0 writes folds.csv, the others read it
         data = run.load_data()
         folds = run.folds(data)
-    wanted = cfg.train.folds or list(range(cfg.data.n_folds))
+    wanted = cfg.train.folds or list(every_fold)
     bad = [k for k in wanted if not 0 <= k < cfg.data.n_folds]
     if bad:
         raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{cfg.data.n_folds - 1}")
-    done = [k for k in wanted if run.fold_file(k, "record.json").is_file()]
+    done = [k for k in wanted if fold_done(run, k)]
     if done:
         log.info("train: folds %s already complete in %s, resuming", done, run.dir)
     todo = [k for k in wanted if k not in done]
-    if todo:
-        if cfg.model.kind == "transformer":
+    try:
+        if todo and cfg.model.kind == "transformer":
             fit_transformer(run, data, folds, todo)
-        else:
+        elif todo:
             baselines.fit_baseline(run, data, folds, todo)
+    except KeyboardInterrupt:
+        stopped_in = next((k for k in todo if not fold_done(run, k)), todo[-1])
+        raise Interrupted(f"interrupted in fold {stopped_in}; rerun the same command to resume") from None
     if not distributed.is_main():  # rank 0 assembles and writes the run's files
         return None
-    if not all(run.fold_file(k, "record.json").is_file() for k in range(cfg.data.n_folds)):
+    if not all(fold_done(run, k) for k in every_fold):
         log.info("train: folds %s done; train the others for oof.csv and metrics.json", wanted)
         return None
     metrics = assemble(run, data, folds)
