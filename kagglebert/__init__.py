@@ -1,7 +1,25 @@
 """kagglebert: a BERT-family model through a Kaggle text competition — EDA, corpus masked-LM
 fine-tuning (ITPT), k-fold classifier training with out-of-fold predictions, and a validated
-submission. Each stage is a module with `main(cfg)`; `python -m kagglebert` drives them."""
+submission. Each stage is a module with `main(cfg)`; `python -m kagglebert` drives them.
+
+A finished run scores new texts from Python:
+
+    import kagglebert
+    model = kagglebert.load_run("demo")                  # every fold model of runs/demo/
+    model.predict(["thanks for fixing the citation"])    # DataFrame: per-label probabilities
+"""
 from .core.config import Config, load as load_config
 
-__all__ = ["Config", "load_config"]
+__all__ = ["Config", "load_config", "load_run"]
 __version__ = "0.1.0"
+
+
+def load_run(run, runs_dir="runs", *, device="auto", batch_size=0):
+    """Every fold model of a finished run, ready to `.predict([...])` (also `.folds`, `.labels`,
+    `.config`). `run`: a name under `runs_dir` or the path of a run folder (an export, an attached
+    Kaggle dataset). See `kagglebert.stages.predict.load_run`."""
+    # imported here, not at the top: `import kagglebert` stays free of torch (the predict module
+    # needs it); the import points downwards, so it hides no cycle
+    from .stages.predict import load_run as load_fold_models
+
+    return load_fold_models(run, runs_dir, device=device, batch_size=batch_size)

@@ -13,7 +13,7 @@ from .core import config as config_mod
 from .core import runs
 from .core.errors import Interrupted, KagglebertError
 from .analysis import ablate, blend
-from .stages import eda, lm, pipeline, submit, train
+from .stages import eda, lm, pipeline, predict, submit, train
 
 log = logging.getLogger("kagglebert")
 
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(ablate)
     ablate.add_argument("--seeds", nargs="+", type=int, default=[0])
     ablate.add_argument("--lm-epochs", nargs="+", type=int, default=None, help="LM lengths to compare (0 = FiT)")
+    predict_parser = sub.add_parser("predict", help="score texts with every fold model of a finished run")
+    predict_parser.add_argument("--run", required=True, help="run name (a folder under --runs-dir) or the path of a run folder")
+    predict_parser.add_argument("--input", required=True, help="CSV with the task's text column, or .txt with one text a line")
+    predict_parser.add_argument("--output", help="CSV to write (default: predictions/<run>-<input name>.csv)")
+    predict_parser.add_argument("--runs-dir", default="runs")
+    predict_parser.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, cuda:1, mps")
+    predict_parser.add_argument("--batch-size", type=int, default=0, help="texts per batch (default: the run's train.eval_batch_size)")
     return parser
 
 
@@ -69,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "blend":
             blend.main(args.runs, args.name, args.method, args.runs_dir, args.submissions_dir)
+            return 0
+        if args.command == "predict":
+            print(predict.main(args.run, args.input, args.output, args.runs_dir, args.device, args.batch_size).summary)
             return 0
         cfg = config_mod.load(args.config, args.overrides)
         if args.command == "ablate":
