@@ -126,3 +126,9 @@ def small_run_overrides(data_dir: Path, model_dir: Path, work: Path, **extra: st
 @pytest.fixture(scope="session")
 def small_run_args():
     return small_run_overrides
+
+
+def pytest_configure(config):
+    # tests that take tens of seconds are marked slow: `pytest -m "not slow"` for a quick pass;
+    # `make test` runs them all
+    config.addinivalue_line("markers", "slow: takes tens of seconds; deselect with -m 'not slow'")

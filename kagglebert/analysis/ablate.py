@@ -15,13 +15,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ..stages import pipeline
-from ..core.config import Config
-from ..core.errors import ConfigError, RunError
-from ..core.paths import run_dir
 from ..core.atomic import write_atomic, write_figure, write_json
+from ..core.config import Config
+from ..core.data import read_predictions
+from ..core.errors import ConfigError, RunError
+from ..core.runs import Run, read_run, reader
+from ..stages import pipeline
 
 log = logging.getLogger("kagglebert")
 
@@ -85,12 +85,17 @@ def check_lm_epochs(cfg: Config, lm_epochs: list[int] | None) -> list[int]:
     return epochs
 
 
-def train_variant(cfg: Config, lm_epochs: int, seed: int) -> tuple[dict, Path]:
+# ablate's own outputs, in the folder `Run` gives the ablation's name (runs/<name>/)
+ABLATION_JSON, ABLATION_MD, ABLATION_PNG = "ablation.json", "ablation.md", "ablation.png"
+
+
+def train_variant(cfg: Config, lm_epochs: int, seed: int) -> tuple[dict, Run]:
+    """Train (or reuse) one variant; the finished run comes back opened read-only."""
     variant = variant_config(cfg, lm_epochs, seed)
     metrics = pipeline.fit(variant)
     if metrics is None:  # cannot happen with train.folds = []; guarded in main
         raise RunError(f"ablate: run {variant.run.name} did not finish all folds")
-    return metrics, run_dir(variant.run.runs_dir, variant.run.name)
+    return metrics, read_run(variant.run.runs_dir, variant.run.name)
 
 
 def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> dict:
@@ -101,20 +106,20 @@ def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> d
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"ablate --seeds {' '.join(map(str, seeds))}: give distinct seeds")
     epochs = check_lm_epochs(cfg, lm_epochs)
-    out = run_dir(cfg.run.runs_dir, cfg.run.name)
+    out = reader(cfg)  # validates the name before hours of training; written only at the end
 
     results: dict[int, list[dict]] = {e: [] for e in epochs}
     reference_folds, reference_run = None, None
     for seed in seeds:
         for e in epochs:
             log.info("ablate: lm.epochs = %d, seed %d", e, seed)
-            metrics, folder = train_variant(cfg, e, seed)
-            folds = pd.read_csv(folder / "folds.csv", dtype={"id": str})
+            metrics, run = train_variant(cfg, e, seed)
+            folds = read_predictions(run.folds_path, "id")
             if reference_folds is None:
-                reference_folds, reference_run = folds, folder
+                reference_folds, reference_run = folds, run
             elif not folds.equals(reference_folds):
-                raise RunError(f"{folder}/folds.csv: differs from {reference_run}/folds.csv; the variants must share folds (same data.* settings)")
-            results[e].append({"seed": seed, "run": folder.name, **metrics})
+                raise RunError(f"{run.folds_path}: differs from {reference_run.folds_path}; the variants must share folds (same data.* settings)")
+            results[e].append({"seed": seed, "run": run.dir.name, **metrics})
 
     summary: dict = {
         "metric": results[0][0]["metric"], "seeds": seeds, "lm_epochs": epochs, "n_folds": cfg.data.n_folds,
@@ -143,13 +148,12 @@ def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> d
             entry.update(paired_summary(diffs, cfg.data.n_folds))
         summary["variants"][variant_key(e)] = entry
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "ablation.json", summary)
+    write_json(out.path(ABLATION_JSON), summary)
     table = markdown_table(summary)
-    write_atomic(out / "ablation.md", table)
-    plot(summary, out / "ablation.png")
+    write_atomic(out.path(ABLATION_MD), table)
+    plot(summary, out.path(ABLATION_PNG))
     print(table)
-    log.info("ablate: %s, ablation.md, ablation.png", out / "ablation.json")
+    log.info("ablate: %s, %s, %s", out.path(ABLATION_JSON), ABLATION_MD, ABLATION_PNG)
     return summary
 
 

@@ -23,14 +23,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from ..core import config as config_mod
-from ..core.data import CompetitionData
+from ..core.atomic import read_json, write_atomic, write_csv, write_json
+from ..core.data import read_predictions
 from ..core.errors import ConfigError, RunError
 from ..core.paths import run_dir
-from ..core.atomic import read_json, write_atomic, write_csv, write_json
-from ..core.runs import Run
+from ..core.runs import Run, read_run
+from ..core.tasks import TaskSpec
 from ..stages.submit import submit_predictions
-from ..core.tasks import TaskSpec, get_task
 
 log = logging.getLogger("kagglebert")
 
@@ -39,12 +38,14 @@ MAX_GRID_POINTS = 500  # weight vectors tried; each costs one OOF scoring (~10 m
 
 @dataclass
 class Member:
-    name: str
-    dir: Path
-    cfg: config_mod.Config
+    run: Run  # opened read-only: a blend never writes into its members
     folds: pd.DataFrame
     oof: np.ndarray  # rows in the order of the training data
     test: pd.DataFrame  # id + label columns
+
+    @property
+    def name(self) -> str:
+        return self.run.dir.name
 
 
 METHODS = ("rank", "weighted", "per-label")
@@ -56,28 +57,50 @@ def require_file(path: Path, hint: str) -> Path:
     return path
 
 
-def load_member(name: str, runs_dir: str, task: TaskSpec | None, train_ids: np.ndarray | None) -> Member:
+def open_member(name: str, runs_dir: str) -> Run:
+    """A member run, read-only (its config.toml only; the predictions come in `load_member`)."""
     folder = run_dir(runs_dir, name)
     if not folder.is_dir():
         raise RunError(f"{folder}: no such run folder (run names are folders under --runs-dir {runs_dir})")
-    cfg = config_mod.load(require_file(folder / "config.toml", "not a kagglebert run folder"))
-    task = task or get_task(cfg.run.task)
-    if cfg.run.task != task.name:
-        raise RunError(f"{folder}: run.task = {cfg.run.task!r}, the other runs are {task.name!r}")
-    unfinished = f"finish run {name!r} first (python -m kagglebert train)"
-    folds = pd.read_csv(require_file(folder / "folds.csv", unfinished), dtype={"id": str})
-    oof = pd.read_csv(require_file(folder / "oof.csv", unfinished), dtype={task.id_column: str})
-    test = pd.read_csv(require_file(folder / "test_pred.csv", unfinished), dtype={task.id_column: str})
-    missing = [c for c in task.label_columns if c not in oof.columns or c not in test.columns]
-    if missing:
-        raise RunError(f"{folder}/oof.csv: column {missing[0]!r} missing")
-    if train_ids is not None:
-        known = set(oof[task.id_column])
-        absent = [i for i in train_ids if i not in known]
-        if absent or len(oof) != len(train_ids):
-            raise RunError(f"{folder}/oof.csv: does not cover the training ids of the first run (e.g. id {absent[0] if absent else '?'!r})")
-        oof = oof.set_index(task.id_column).loc[train_ids].reset_index()
-    return Member(name, folder, cfg, folds, oof[task.label_columns].to_numpy(np.float64), test)
+    return read_run(runs_dir, name)
+
+
+def read_member_predictions(path: Path, task: TaskSpec, hint: str) -> pd.DataFrame:
+    """id + label columns of one of a member's prediction files, every label cell a finite number."""
+    frame = read_predictions(require_file(path, hint), task.id_column)
+    for column in [task.id_column, *task.label_columns]:
+        if column not in frame.columns:
+            raise RunError(f"{path}: column {column!r} missing")
+    values = frame[task.label_columns].to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise RunError(f"{path}: row {row + 2}, column {task.label_columns[col]!r}: not a number")  # +2: header, 1-based
+    return frame
+
+
+def load_member(run: Run, task: TaskSpec, train_ids: np.ndarray) -> Member:
+    """The member's folds, OOF predictions (reordered to `train_ids`) and test predictions."""
+    if run.cfg.run.task != task.name:
+        raise RunError(f"{run.config_path}: run.task = {run.cfg.run.task!r}, the other runs are {task.name!r}")
+    unfinished = f"finish run {run.dir.name!r} first (python -m kagglebert train)"
+    folds = read_predictions(require_file(run.folds_path, unfinished), "id")
+    oof = read_member_predictions(run.oof_path, task, unfinished)
+    test = read_member_predictions(run.test_pred_path, task, unfinished)
+    known = set(oof[task.id_column])
+    absent = [i for i in train_ids if i not in known]
+    if absent or len(oof) != len(train_ids):
+        raise RunError(f"{run.oof_path}: does not cover the training ids of the first run (e.g. id {absent[0] if absent else '?'!r})")
+    oof = oof.set_index(task.id_column).loc[train_ids].reset_index()
+    return Member(run, folds, oof[task.label_columns].to_numpy(np.float64), test)
+
+
+def blend_run(first: Run, runs_dir: str, name: str) -> Run:
+    """The blend's own folder. A blend is a run without a config: its folder holds a run's outputs
+    (oof.csv, test_pred.csv, folds.csv, metrics.json — `Run` names them), so whatever reads a run's
+    predictions reads a blend's; it has no config.toml, because it was fitted on other runs'
+    predictions rather than trained, so it cannot be retrained or blended again as a member."""
+    return Run(first.cfg.replace(run={"name": name, "runs_dir": runs_dir}), run_dir(runs_dir, name), first.task)
 
 
 def same_folds(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -168,12 +191,6 @@ def nested_oof(method: str, member_ranks: list[np.ndarray], labels: np.ndarray, 
     return out
 
 
-def load_labels(first: Member) -> tuple[CompetitionData, TaskSpec]:
-    task = get_task(first.cfg.run.task)
-    data = Run(first.cfg, first.dir, task).load_data()
-    return data, task
-
-
 def print_table(rows: list[tuple[str, float, float | None]], metric: str) -> None:
     width = max(len(r[0]) for r in rows)
     print(f"{'run':<{width}}  {'OOF AUC':>8}  {'weight':>6}   ({metric})")
@@ -190,26 +207,28 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         raise ConfigError(f"blend --name {name}: that is one of the members; choose a new name")
     if method not in METHODS:
         raise ConfigError(f"blend --method {method}: choose one of {', '.join(METHODS)}")
-    out = run_dir(runs_dir, name)
+    member_runs = [open_member(r, runs_dir) for r in runs]
+    out = blend_run(member_runs[0], runs_dir, name)
     # refuse before any work: the name must be new, or this very blend again
-    if (out / "config.toml").is_file():
-        raise RunError(f"{out}: is a training run, not a blend; choose a new --name")
-    if out.is_dir() and (out / "metrics.json").is_file():
-        old = read_json(out / "metrics.json")
+    if out.config_path.is_file():
+        raise RunError(f"{out.dir}: is a training run, not a blend; choose a new --name")
+    if out.metrics_path.is_file():
+        old = read_json(out.metrics_path)
         if old.get("members") != runs or old.get("method") != method:
-            raise RunError(f"{out}: holds another blend ({' '.join(old.get('members', []))}, {old.get('method')}); choose a new --name or delete it")
+            raise RunError(f"{out.dir}: holds another blend ({' '.join(old.get('members', []))}, {old.get('method')}); choose a new --name or delete it")
 
-    first = load_member(runs[0], runs_dir, None, None)
-    data, task = load_labels(first)
+    first = member_runs[0]
+    task = first.task
+    data = first.load_data()  # the labels, from the first member's data settings
     train_ids = data.train[task.id_column].to_numpy()
-    members = [load_member(r, runs_dir, task, train_ids) for r in runs]
+    members = [load_member(run, task, train_ids) for run in member_runs]
     for member in members[1:]:
         if not same_folds(member.folds, members[0].folds):
-            raise RunError(f"{member.dir}/folds.csv: differs from {members[0].dir}/folds.csv; blend only runs trained on the same folds (same data.dir, data.max_rows, data.n_folds, data.fold_seed)")
+            raise RunError(f"{member.run.folds_path}: differs from {members[0].run.folds_path}; blend only runs trained on the same folds (same data.dir, data.max_rows, data.n_folds, data.fold_seed)")
     test_ids = members[0].test[task.id_column].to_numpy()
     for member in members[1:]:
         if set(member.test[task.id_column]) != set(test_ids) or len(member.test) != len(test_ids):
-            raise RunError(f"{member.dir}/test_pred.csv: its ids differ from {members[0].dir}/test_pred.csv")
+            raise RunError(f"{member.run.test_pred_path}: its ids differ from {members[0].run.test_pred_path}")
 
     labels = data.labels
     oof_ranks = [scaled_ranks(m.oof) for m in members]
@@ -227,14 +246,13 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     if method != "rank":  # equal weights fit nothing: their OOF score is already honest
         nested = task.score(labels, nested_oof(method, oof_ranks, labels, task, fold_of), task.label_columns)["score"]
 
-    out.mkdir(parents=True, exist_ok=True)
     oof_frame = pd.DataFrame(oof, columns=task.label_columns)
     oof_frame.insert(0, task.id_column, train_ids)
     test_frame = pd.DataFrame(test, columns=task.label_columns)
     test_frame.insert(0, task.id_column, test_ids)
-    write_csv(out / "oof.csv", oof_frame)
-    write_csv(out / "test_pred.csv", test_frame)
-    write_atomic(out / "folds.csv", (members[0].dir / "folds.csv").read_bytes())
+    write_csv(out.oof_path, oof_frame)
+    write_csv(out.test_pred_path, test_frame)
+    write_atomic(out.folds_path, first.folds_path.read_bytes())  # the members' folds (equal for all, checked above), byte for byte
     metrics = {
         "metric": task.metric_name,
         "method": method,
@@ -249,8 +267,8 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         "member_per_label_auc": {n: s["per_label"] for n, s in member_scores.items()},
         "train_rows": len(train_ids),
     }
-    write_json(out / "metrics.json", metrics)
-    submission = submit_predictions(out / "test_pred.csv", task, first.cfg.data.dir, Path(submissions_dir) / f"{name}.csv",
+    write_json(out.metrics_path, metrics)
+    submission = submit_predictions(out.test_pred_path, task, first.cfg.data.dir, Path(submissions_dir) / f"{name}.csv",
                                     f"kagglebert blend {name} ({method}: {' '.join(runs)}): OOF AUC {scored['score']:.4f}")
     metrics["submission"] = str(submission.path)
 
