@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,15 @@ def _first_undecodable(frame: pd.DataFrame, header: list[str], path: Path) -> Da
     return DataError(f"{path}: row {row + 1}, column {column!r}: not UTF-8 (byte 0x{byte:02x}); save the file as UTF-8")
 
 
+def _too_many_fields(body: bytes, header: list[str], path: Path) -> DataError:
+    records = csv.reader(io.StringIO(body.decode("utf-8", errors="surrogateescape")))
+    next(records)
+    for row, record in enumerate(records, start=1):
+        if len(record) > len(header):
+            return DataError(f"{path}: row {row}: {len(record)} fields, the header has {len(header)} (a comma outside quotes?)")
+    return DataError(f"{path}: a row has more fields than the header's {len(header)}")
+
+
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     """(every cell as a string, sha256 of the file's bytes). One-line DataError for an unreadable
     file, a corrupt zip, a repeated header name, bytes that are not UTF-8 (naming row and column)
@@ -128,8 +138,15 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
         valid = False
     header = _header(body.decode("utf-8", errors="surrogateescape"), path)
     try:
-        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_filter=False,
-                            encoding="utf-8", encoding_errors="surrogateescape")
+        with warnings.catch_warnings():
+            # index_col=False: a first row with more fields than the header must not silently turn
+            # the leading columns into an index (shifting every id); pandas warns instead, and the
+            # warning becomes an error here
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_filter=False, index_col=False,
+                                encoding="utf-8", encoding_errors="surrogateescape")
+    except pd.errors.ParserWarning:
+        raise _too_many_fields(body, header, path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
