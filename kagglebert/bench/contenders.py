@@ -3,7 +3,12 @@ buckets, `PadCollator` and `modeling.Classifier`; or `MaskingCollator` over pack
 loss at masked positions only) against transformers' `Trainer` (padded to max length; dynamic
 padding with group-by-length sampling; `BertForMaskedLM` + `DataCollatorForLanguageModeling`, as
 run_mlm.py does). All use a constant learning rate: the schedule costs nothing, and the warm-up pass
-must not leave a linear schedule at 0 for the timed pass."""
+must not leave a linear schedule at 0 for the timed pass.
+
+kagglebert's contender times `engine.train_epoch`, the step loop `engine.fit` runs once per epoch,
+over a loader built the way `fit` builds it. It does not call `fit` itself: like the Trainer, it
+keeps one optimizer across the warm-up and the timed passes, so no pass pays for (or counts in its
+peak memory) a fresh optimizer's state."""
 from __future__ import annotations
 
 import copy
@@ -27,7 +32,7 @@ NEVER = 10**9  # train_epoch's log_every: no loss read-back (a host sync) inside
 
 
 def loader_over(batches: list[list[int]], collate, device: torch.device):
-    """A loader that yields exactly these batches of row indices, in this order."""
+    """A loader that yields exactly these batches of row indices, in this order (built like `engine.fit`'s)."""
     return torch.utils.data.DataLoader(range(max(map(max, batches)) + 1), batch_sampler=batches, collate_fn=collate,
                                        pin_memory=device.type == "cuda")
 
