@@ -210,9 +210,9 @@ _locks: dict[str, list] = {}  # resolved folder → [file descriptor, open Runs 
 
 
 def _acquire(folder: Path) -> str:
-    """flock the folder's .lock for this process (re-entrant within it). The kernel drops a dead
-    process's lock, so a stale lock cannot outlive a kill -9; the pid written into the file is only
-    for the message."""
+    """flock the folder's .lock for this process (re-entrant within it); returns the registry key,
+    or "" when an ancestor process holds it. The kernel drops a dead process's lock, so a stale
+    lock cannot outlive a kill -9; the pid written into the file is for the message."""
     key = str(folder.resolve())
     if key in _locks:
         _locks[key][1] += 1
@@ -228,6 +228,10 @@ def _acquire(folder: Path) -> str:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
+        if holder.isdigit() and int(holder) in _ancestors():
+            # launched by the process holding the lock (a notebook starting torchrun or
+            # notebook_launcher workers for a run it opened): it works on that process's behalf
+            return ""
         raise RunError(
             f"{folder}: in use by another kagglebert process (pid {holder}); wait for it to finish "
             f"(or stop it), or use another run.name"
@@ -236,6 +240,19 @@ def _acquire(folder: Path) -> str:
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _locks[key] = [fd, 1]
     return key
+
+
+def _ancestors() -> set[int]:
+    """The pids of this process's parent, grandparent, … (Linux /proc; elsewhere the parent only)."""
+    found, pid = set(), os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the (command) is the state, then ppid
+    return found
 
 
 def _release(key: str) -> None:
@@ -284,7 +301,8 @@ def open_run(cfg: Config, write: bool = True) -> Run:
         raise RunError(f"{folder}: cannot create: {err.strerror or err}") from None
     if fcntl is not None:
         key = _acquire(folder)
-        weakref.finalize(run, _release, key)
+        if key:
+            weakref.finalize(run, _release, key)
         # checked again under the lock: another process may have written this run meanwhile
         check_config_unchanged(folder, cfg)
         run.inputs = merged = check_inputs_unchanged(folder, inputs)
