@@ -150,3 +150,47 @@ def test_notebook_baselines_match_the_baseline_configs():
     runs = profiles.baselines(profiles.load("quick"))
     assert {c.run.name for c in runs.values()} == {"quick-tfidf", "quick-features"}
     assert all(c.lm.epochs == 0 and c.data.max_rows == 1500 for c in runs.values())
+
+
+def test_every_numeric_key_has_a_range():
+    """A new int or float key without a range would accept any value; the list must grow with it."""
+    from kagglebert.core.config import RANGES, flat_keys
+
+    numeric = {key for key, kind in flat_keys().items() if kind in (int, float)}
+    assert numeric - set(RANGES) - {"data.n_folds", "data.max_rows"} == set()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=-1e-5", "config: train.lr = -1e-05; must be above 0.0"),
+    ("train.lr=inf", "config: train.lr = inf; must be above 0.0"),
+    ("model.dropout=1.0", "config: model.dropout = 1.0; must be in [0.0, 1.0)"),
+    ("lm.heldout_frac=0.6", "config: lm.heldout_frac = 0.6; must be in (0.0, 0.5]"),
+    ("train.pad_multiple=0", "config: train.pad_multiple = 0; must be at least 1"),
+    ("data.max_rows=29", "config: data.max_rows = 29; use 0 (all rows) or at least 30 (10 per fold for data.n_folds = 3)"),
+    ("train.folds=[true]", "config: train.folds = [True]; entries must be fold numbers (ints), got True"),
+    ("run.device=gpu", "config: run.device = 'gpu'; choose auto, cpu, cuda, cuda:N or mps"),
+    ("submit.name=..", "config: submit.name = '..': use a plain folder name"),
+    ("run.name= padded", None),  # TOML strips the bare word: a plain name, accepted
+    ("submit.dir=", "config: submit.dir is empty; give a folder"),
+])
+def test_ranges_and_names(override, message):
+    if message is None:
+        assert config_mod.load(DEMO, [override]).run.name == "padded"
+        return
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(DEMO, [override])
+    assert str(err.value).startswith(message)
+
+
+def test_boundaries_that_are_allowed():
+    cfg = config_mod.load(DEMO, ["model.dropout=0", "lm.heldout_frac=0.5", "data.max_rows=30", "train.folds=[2, 0]",
+                                 "run.device=cuda:1", "train.layer_decay=1.0", "submit.name=my-sub.v2"])
+    assert cfg.train.folds == [2, 0] and cfg.submit.name == "my-sub.v2"
+
+
+def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"[run]\nseed = 1\nname = \"caf\xe9\"\n")
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(path)
+    assert str(err.value) == f"{path}: line 3: not UTF-8 text (byte 0xe9); save the file as UTF-8"

@@ -157,3 +157,56 @@ def test_cli_keeps_rows_with_empty_text(broken_copy, tiny_model_dir, tmp_path, r
     summary = json.loads((tmp_path / "runs" / "demo" / "eda" / "summary.json").read_text())
     assert summary["train_rows"] == SAMPLE_TRAIN_ROWS and summary["test_rows"] == 600
     assert summary["empty_train_texts"] == 1 and summary["empty_test_texts"] == 1
+
+
+# ---- data.max_rows bounds the test rows too; rare labels warned about ----
+
+
+def test_max_rows_subsamples_test_deterministically_and_restricts_sample_submission(sample_dir):
+    full = load_competition(TASK, str(sample_dir))
+    small = load_competition(TASK, str(sample_dir), max_rows=150, seed=3)
+    assert len(small.test) == 150 and small.test_subsampled and small.sample_run
+    assert not full.test_subsampled and not full.sample_run  # a copy of the sample, not the bundled folder
+    position = {id_: i for i, id_ in enumerate(full.test["id"])}
+    rows = [position[id_] for id_ in small.test["id"]]
+    assert rows == sorted(rows) and len(set(rows)) == 150  # file order, no repeats
+    sample_order = [i for i in full.sample_submission["id"] if i in set(small.test["id"])]
+    assert small.sample_submission["id"].tolist() == sample_order
+    assert list(small.sample_submission.columns) == ["id", *LABELS]
+    again = load_competition(TASK, str(sample_dir), max_rows=150, seed=3)
+    assert again.test["id"].tolist() == small.test["id"].tolist()
+    other_seed = load_competition(TASK, str(sample_dir), max_rows=150, seed=4)
+    assert other_seed.test["id"].tolist() != small.test["id"].tolist()
+    assert len(load_competition(TASK, str(sample_dir), max_rows=1000).test) == 600  # larger than the file: all rows
+
+
+def test_rare_labels_are_warned_about_once_per_label(sample_dir, caplog):
+    from kagglebert.core.checks import warn_rare_labels
+
+    data = load_competition(TASK, str(sample_dir))  # 300 rows: threat has 1 positive
+    with caplog.at_level(logging.WARNING, logger="kagglebert"):
+        rare = warn_rare_labels(data, 5)
+    counts = dict(zip(LABELS, (data.labels >= 0.5).sum(0)))
+    assert rare == [label for label in LABELS if counts[label] < 10]
+    assert "threat" in rare and "toxic" not in rare
+    assert (f"data: label 'threat' has {counts['threat']} positive(s) in 300 training rows: fewer than 2 per fold for 5 folds"
+            in caplog.text)
+
+
+def test_zipped_files_are_read_like_plain_ones(sample_dir, tmp_path):
+    import zipfile
+
+    for name in ("train.csv", "test.csv", "sample_submission.csv"):
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(sample_dir / name, name)
+    zipped = load_competition(TASK, str(tmp_path))
+    plain = load_competition(TASK, str(sample_dir))
+    assert zipped.train.equals(plain.train) and zipped.test.equals(plain.test)
+    assert zipped.fingerprints == plain.fingerprints  # the same content, whatever the packaging
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(sample_dir, tmp_path):
+    for name in ("train.csv", "test.csv", "sample_submission.csv"):
+        (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + (sample_dir / name).read_bytes())
+    data = load_competition(TASK, str(tmp_path))
+    assert list(data.train.columns)[0] == "id"

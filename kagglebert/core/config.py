@@ -131,6 +131,12 @@ class Config:
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
 
 
+def flat_keys() -> dict[str, type]:
+    """`section.key` → its type, for every key."""
+    return {f"{section}.{key}": kind for section in SECTIONS
+            for key, kind in get_type_hints(type(getattr(Config(), section))).items()}
+
+
 def _check_type(key: str, value: Any, expected: type, source: str) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
