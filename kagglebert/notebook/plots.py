@@ -43,52 +43,78 @@ def _annotated_heatmap(ax, frame: pd.DataFrame, cmap: str, vmin: float, fmt: str
     return image
 
 
-def label_cooccurrence(cooccurrence: pd.DataFrame) -> Figure:
-    """Heatmap of P(column label | row label)."""
-    fig, ax = _figure(6.0, 5.0)
+def label_cooccurrence(cooccurrence: pd.DataFrame, positives: pd.Series | dict | None = None, few: int = 30) -> Figure:
+    """Heatmap of P(column label | row label). With `positives` (label → comments carrying it),
+    each row's count is in its tick label, and a cell whose row rests on fewer than `few` comments
+    shows its count (e.g. 2/3) as well: a probability from 3 comments is not an estimate."""
+    fig, ax = _figure(7.0, 5.5)
     image = _annotated_heatmap(ax, cooccurrence, "viridis", 0.0, ".2f", 8, rotate=True)
-    ax.set(title="Label co-occurrence: P(column label | row label)", xlabel="also labelled", ylabel="comments labelled")
+    if positives is not None:
+        counts = {label: int(positives[label]) for label in cooccurrence.index}
+        ax.set_yticks(range(len(counts)), [f"{label} (n={n:,})" for label, n in counts.items()])
+        for i, label in enumerate(cooccurrence.index):
+            if counts[label] < few:
+                for j in range(cooccurrence.shape[1]):
+                    value = cooccurrence.iloc[i, j]
+                    ax.texts[i * cooccurrence.shape[1] + j].set_text(f"{value:.2f}\n{round(value * counts[label])}/{counts[label]}")
+    title = "Label co-occurrence: P(column label | row label)"
+    ax.set(title=title + (f"\n(rows with under {few} comments show counts)" if positives is not None else ""),
+           xlabel="also labelled", ylabel="comments labelled")
     fig.colorbar(image, ax=ax, shrink=0.8, label="conditional probability")
     return fig
 
 
 def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS) -> Figure:
-    """Histograms of comment length in characters and in word pieces, train vs test, with the
-    share of each split that a max length of 128/256/512 tokens would cut."""
+    """Histograms of comment length in characters and in word pieces, train vs test, on log axes
+    with log-spaced bins over the whole range (no clipping, so the long tail stays a tail instead
+    of piling up into a false peak), with the share of each split a max length of 128/256/512
+    tokens would cut."""
     fig, (ax_chars, ax_tokens) = _figure(12.0, 4.2, ncols=2)
     for column, ax, unit in (("chars", ax_chars, "characters"), ("tokens", ax_tokens, "word pieces")):
-        top = max(1.0, float(lengths[column].quantile(0.99)))
-        bins = np.linspace(0, top, 50)
+        values_all = lengths[column].clip(lower=1)  # an empty comment would sit at log(0)
+        bins = np.geomspace(1, max(2.0, float(values_all.max())), 50)
         for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
-            values = lengths.loc[lengths.split == split, column].clip(upper=top)
-            ax.hist(values, bins=bins, density=True, alpha=0.5, color=colour, label=f"{split} (median {values.median():.0f})")
-        ax.set(title=f"Comment length in {unit} (clipped at the 99th percentile)", xlabel=unit, ylabel="density")
+            values = values_all[lengths.split == split]
+            ax.hist(values, bins=bins, alpha=0.5, color=colour, label=f"{split} (median {values.median():.0f})")
+        ax.set_xscale("log")
+        ax.set(title=f"Comment length in {unit} (log scale, all comments)", xlabel=f"{unit} (log scale)", ylabel="comments per bin")
     for cut, style in zip(cuts, ("--", "-.", ":")):
         # [CLS] and [SEP] take two of the max_length places
         shares = ", ".join(f"{split} {100 * (lengths.loc[lengths.split == split, 'tokens'] > cut - 2).mean():.1f}%"
                            for split in ("train", "test"))
         ax_tokens.axvline(cut, color="black", linestyle=style, linewidth=1, label=f"max_length {cut}: cuts {shares}")
-    ax_chars.legend(fontsize=8)
-    ax_tokens.legend(fontsize=8)
+    ax_chars.legend(fontsize=8, loc="upper right")
+    ax_tokens.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the bars stay visible
     return fig
 
 
 def lm_loss_curve(lm_metrics: dict, cfg) -> Figure:
-    """Masked-LM training loss, one point per `train.log_every` batches (the last window of an
-    epoch may be shorter), over all epochs; dashed: the held-out loss before and after."""
+    """Masked-LM training loss against the optimizer step, over all epochs; dashed: the held-out
+    loss before and after. The stage records the mean over each window of `train.log_every` steps
+    (one host sync per window), so with log_every = 1 every step is a point; with larger windows
+    each point is drawn at its window's last step and the title says how many steps it averages."""
     fig, ax = _figure()
-    log_every = cfg.train.log_every
     steps_per_epoch = math.ceil(lm_metrics["train_blocks"] / cfg.lm.batch_size)
+    n_windows = len(lm_metrics["epochs"][0]["loss_curve"]) if lm_metrics["epochs"] else 1
+    # the window the LM was trained with (it may have been another notebook's log_every)
+    window = cfg.train.log_every if math.ceil(steps_per_epoch / cfg.train.log_every) == n_windows else math.ceil(steps_per_epoch / max(1, n_windows))
     for epoch in lm_metrics["epochs"]:
-        curve = epoch["loss_curve"]
-        ends = np.minimum(log_every * np.arange(1, len(curve) + 1), steps_per_epoch)
-        ax.plot((epoch["epoch"] - 1) * steps_per_epoch + ends, curve, marker="o", markersize=3, label=f"training, epoch {epoch['epoch']}")
+        curve = np.asarray(epoch["loss_curve"], dtype=float)
+        ends = np.minimum(window * np.arange(1, len(curve) + 1), steps_per_epoch)
+        steps = (epoch["epoch"] - 1) * steps_per_epoch + ends
+        ax.plot(steps, curve, marker="o" if len(curve) <= 60 else None, markersize=2.5, linewidth=0.8, alpha=0.7,
+                label=f"training, epoch {epoch['epoch']}")
+        if len(curve) >= 20:  # a running mean shows the trend through the per-batch noise
+            span = max(5, len(curve) // 10)
+            smooth = np.convolve(curve, np.ones(span) / span, mode="valid")
+            ax.plot(steps[span - 1:], smooth, color="black", linewidth=1.5, label=f"running mean of {span} points" if epoch["epoch"] == 1 else None)
     for key, colour in (("perplexity_before", "tab:gray"), ("perplexity_after", "tab:green")):
         # perplexity = exp(cross-entropy): the held-out loss on the same scale as the curve
         ax.axhline(math.log(lm_metrics[key]), color=colour, linestyle="--", linewidth=1,
                    label=f"held-out, {key.split('_')[1]} ({math.log(lm_metrics[key]):.2f})")
-    ax.set(title="Masked-LM loss", xlabel="batch", ylabel="cross-entropy at masked tokens")
-    ax.legend(fontsize=8)
+    per = "per step" if window == 1 else f"mean of each {window} steps"
+    ax.set(title=f"Masked-LM training loss ({per})", xlabel="optimizer step", ylabel="cross-entropy at masked tokens")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -121,9 +147,20 @@ def oof_roc_curves(oof) -> Figure:
 
 
 def lr_schedule(lrs: np.ndarray, title: str = "Learning rate used (top encoder layer)") -> Figure:
+    """The learning rate of every optimizer step, from 0 before the first; the warm-up (the
+    rising steps) shaded and counted, so it shows even when it lasts one or two steps."""
     fig, ax = _figure()
-    ax.plot(np.arange(1, len(lrs) + 1), lrs, marker="." if len(lrs) < 50 else None)
-    ax.set(title=title, xlabel="optimizer step", ylabel="learning rate after the step")
+    lrs = np.asarray(lrs, dtype=float)
+    steps = np.arange(0, len(lrs) + 1)
+    values = np.concatenate([[0.0], lrs])  # before the first step nothing has been applied
+    ax.plot(steps, values, drawstyle="steps-post", marker="." if len(lrs) < 100 else None, color="tab:blue")
+    peak = int(np.argmax(lrs)) + 1 if len(lrs) else 0
+    if peak > 0:
+        ax.axvspan(0, peak, color="tab:orange", alpha=0.15, label=f"warm-up: {peak} of {len(lrs)} steps")
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_xlim(0, max(1, len(lrs)))
+    ax.set_ylim(0, 1.1 * max(values.max(), 1e-12))
+    ax.set(title=title, xlabel="optimizer step", ylabel="learning rate")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     return fig
 
@@ -166,17 +203,22 @@ def prediction_histograms(frame: pd.DataFrame, labels: list[str], title: str = "
 
 
 def blend_per_label(table: pd.DataFrame) -> Figure:
-    """OOF AUC per label for each blend member and the blend (rows of report.blend_table)."""
+    """OOF AUC per label for each blend member and the blend (rows of report.blend_table). Bars
+    start at 0.5, the AUC of a random ranking, so a bar's length is skill above chance; the
+    legend sits outside the axes, where it hides no bar."""
     labels = [c for c in table.columns if c not in ("weight", "OOF AUC")]
     table = table.dropna(subset=labels, how="all")  # the nested-score row has no per-label AUCs
-    fig, ax = _figure(9.0, 4.0)
+    fig, ax = _figure(11.0, 4.2)
     width = 0.8 / len(table)
     x = np.arange(len(labels))
+    chance = 0.5
     for i, (name, row) in enumerate(table.iterrows()):
-        ax.bar(x + (i - (len(table) - 1) / 2) * width, row[labels].astype(float), width, label=f"{name}: {row['OOF AUC']:.4f}")
+        values = row[labels].astype(float).to_numpy()
+        ax.bar(x + (i - (len(table) - 1) / 2) * width, values - chance, width, bottom=chance, label=f"{name}: {row['OOF AUC']:.4f}")
+    ax.axhline(chance, color="black", linewidth=0.8)
     ax.set_xticks(x, labels, rotation=20)
     low = float(np.nanmin(table[labels].to_numpy(dtype=float)))
-    ax.set_ylim(max(0.0, low - 0.02), 1.0)
-    ax.set(title="Out-of-fold AUC per label: members and blend", ylabel="ROC AUC")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_ylim(min(chance, low - 0.02), 1.0)
+    ax.set(title="Out-of-fold AUC per label: members and blend (bars start at chance, 0.5)", ylabel="ROC AUC")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="OOF AUC")
     return fig

@@ -8,19 +8,36 @@ on a Kaggle/Colab GPU without edits.
 `KAGGLEBERT_PROFILE` overrides the notebook's PROFILE and `KAGGLEBERT_OVERRIDES` adds `--set`-style
 overrides (`data.max_rows=120 train.epochs=1`, shell-quoted, separated by spaces), so a test or a
 scheduled job can shrink or redirect a notebook without touching it. The same profile in every
-notebook gives the same run names, so 02–04 pick up what the notebooks before them made.
+notebook gives the same run names, so 02–04 pick up what the notebooks before them made — in
+their own `runs/`, or, on Kaggle where each notebook has its own `/kaggle/working`, in an earlier
+notebook's saved output attached as an input (`reuse_earlier`).
+
+The full profile never runs on the bundled sample: `load` finds the competition's files under the
+Kaggle input folder (or takes `data.dir`) and stops with one line saying what to attach otherwise.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from ..core import config as config_mod
+from ..core.atomic import read_json, write_atomic
 from ..core.config import Config
 from ..core.errors import ConfigError
-from ..stages import pipeline
-from ..core.paths import KAGGLE_INPUT, REPO_ROOT
+from ..core.paths import REPO_ROOT, attached_runs_dirs, find_data_dir, kaggle_input
+from ..core.errors import RunError
+from ..core.runs import NEUTRAL_KEYS, Run, flat, open_run, read_run, reader
+from ..core.tasks import get_task
+from ..stages import lm, pipeline, submit
+from . import environment, report
+
+log = logging.getLogger("kagglebert")
+KAGGLE_WORKING = Path("/kaggle/working")
 
 PROFILE_ENV = "KAGGLEBERT_PROFILE"
 OVERRIDES_ENV = "KAGGLEBERT_OVERRIDES"
@@ -35,7 +52,7 @@ PROFILES: dict[str, dict] = {
         "train": {"epochs": 2, "batch_size": 32, "lr": 6e-5, "head_lr": 1e-3, "layer_decay": 0.95,
                   "warmup_ratio": 0.06, "schedule": "linear", "pos_weight_power": 0.5},
     },
-    "full": {  # the values of configs/kaggle-bert-base.toml (configs/ does not ship in the wheel)
+    "full": {  # the values of configs/kaggle-bert-base.toml
         "run": {"name": "full", "progress": True},
         "data": {"max_rows": 0, "n_folds": 5},
         # Sun et al. 2019: lr 2e-5..5e-5, warm-up 10%, layer decay 0.95, head+tail truncation
@@ -46,11 +63,13 @@ PROFILES: dict[str, dict] = {
                   "layer_decay": 0.95, "warmup_ratio": 0.1, "schedule": "linear"},
     },
 }
+# profiles that must train on the competition's files, never on the bundled sample
+NEEDS_COMPETITION_DATA = {"full"}
 
 
 def where() -> str:
     """'kaggle' | 'colab' | 'local', from the folders each one has."""
-    if KAGGLE_INPUT.is_dir():
+    if KAGGLE_WORKING.is_dir() or kaggle_input().is_dir():
         return "kaggle"
     if os.path.isdir("/content"):  # Colab's working folder; no other place we run has it
         return "colab"
@@ -61,8 +80,8 @@ def output_dirs() -> dict:
     """Writable places for run folders and submissions: /kaggle/working on Kaggle, the repository
     root in a clone (so every notebook finds the same runs/ whatever its working directory), else
     the working directory."""
-    if where() == "kaggle":
-        base = Path("/kaggle/working")
+    if KAGGLE_WORKING.is_dir():
+        base = KAGGLE_WORKING
     elif (REPO_ROOT / "pyproject.toml").is_file():
         base = REPO_ROOT
     else:
@@ -77,7 +96,9 @@ def parse_overrides(text: str) -> list[str]:
 
 def load(profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The profile's config; KAGGLEBERT_PROFILE wins over `profile`, then `overrides`, then
-    KAGGLEBERT_OVERRIDES are applied (each `section.key=value`, checked like `--set`)."""
+    KAGGLEBERT_OVERRIDES are applied (each `section.key=value`, checked like `--set`). A profile
+    in NEEDS_COMPETITION_DATA without `data.dir` gets the folder where the competition's files
+    were found, or stops with one line saying what to attach."""
     name = os.environ.get(PROFILE_ENV) or profile
     if name not in PROFILES:
         raise ConfigError(f"profile {name!r}: choose one of {', '.join(PROFILES)}")
@@ -87,7 +108,16 @@ def load(profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) ->
         key, value = config_mod.parse_override(text)
         config_mod.set_key(cfg, key, value, source=f"override {text}")
     config_mod.validate(cfg)
+    if name in NEEDS_COMPETITION_DATA and not cfg.data.dir:
+        slug = get_task(cfg.run.task).competition_slug
+        cfg = cfg.replace(data={"dir": str(find_data_dir("", slug, require_competition=True))})
     return cfg
+
+
+def data_dir(cfg: Config) -> Path:
+    """Where cfg's data comes from (`data.dir`, the competition found under the Kaggle input
+    folder, or the bundled sample); logged with the reason."""
+    return find_data_dir(cfg.data.dir, get_task(cfg.run.task).competition_slug)
 
 
 def variants(cfg: Config) -> dict[str, Config]:
@@ -121,5 +151,158 @@ def baselines(cfg: Config) -> dict[str, Config]:
 
 
 def train_run(cfg: Config) -> dict | None:
-    """Everything a run's classifier needs, reusing what is complete (`pipeline.fit`)."""
-    return pipeline.fit(cfg)
+    """Everything a run's classifier needs, reusing what is complete (`pipeline.fit`): a finished
+    run is read back without touching its LM stage; otherwise the missing stages run, on every
+    GPU when the machine has several (`environment.launch`)."""
+    run = open_run(cfg)  # refuses a different config under this name
+    if run.metrics_path.is_file():
+        log.info("train: reusing %s", run.metrics_path)
+        return read_json(run.metrics_path)
+    return environment.launch(pipeline.fit, cfg)
+
+
+def lm_run(cfg: Config) -> dict:
+    """The LM stage (`lm.main`), on every GPU when the machine has several."""
+    return environment.launch(lm.main, cfg)
+
+
+# --- work carried between notebooks ---------------------------------------------------------------
+
+def _same_settings(saved: Path, cfg: Config) -> bool:
+    """The folder's config.toml computes what cfg would (only watching/writing keys may differ)."""
+    old, new = flat(config_mod.load(saved).to_dict()), flat(cfg.to_dict())
+    return all(old.get(k) == v for k, v in new.items() if k not in NEUTRAL_KEYS)
+
+
+def _link(source: Path, target: Path) -> None:
+    """`target` → `source` (read-only reuse, no copy); a dangling link left by a saved notebook
+    output is replaced."""
+    if target.is_symlink() and not target.exists():
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(source.resolve(), target, target_is_directory=source.is_dir())
+
+
+def _mirror_run(source: Path, target: Path) -> None:
+    """A run folder in this notebook's runs/ that reads an attached one: small files copied (this
+    notebook may add to the folder, and its saved output then stands alone), folders — fold
+    models, EDA tables, features — linked read-only."""
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(source.iterdir()):
+        here = target / entry.name
+        if here.exists():
+            continue  # this notebook's own files win
+        if not entry.exists():
+            continue  # a dangling link inside the attached output
+        if entry.is_dir() and entry.name == "folds":
+            _mirror_run(entry, here)  # fold files copied, fold model folders linked
+        elif entry.is_dir():
+            _link(entry, here)
+        else:
+            write_atomic(here, entry.read_bytes())
+
+
+def _has_work(run: Run) -> bool:
+    return run.metrics_path.is_file() or any(run.fold_complete(k) for k in range(run.cfg.data.n_folds))
+
+
+def _attached_runs(name: str, cfg: Config) -> tuple[list[Run], list[Run]]:
+    """Attached run folders called `name` holding finished folds: those made with cfg's settings
+    (complete ones first) and those made with other settings."""
+    own = Path(cfg.run.runs_dir).resolve()
+    found = []
+    for runs in attached_runs_dirs():
+        if runs.resolve() == own:
+            continue
+        try:
+            run = read_run(runs, name)
+        except (RunError, ConfigError):  # no such run there, or an unreadable config
+            continue
+        if _has_work(run):
+            found.append(run)
+    same = sorted((r for r in found if _same_settings(r.config_path, cfg)), key=lambda r: not r.metrics_path.is_file())
+    return same, [r for r in found if r not in same]
+
+
+def _reuse_lm(cfg: Config) -> dict:
+    own = reader(cfg)
+    row = {"output": f"LM stage of {cfg.run.name} ({own.lm_dir.relative_to(Path(cfg.run.runs_dir))})"}
+    if own.lm_complete():
+        return {**row, "used": "this notebook's runs/", "path": str(own.lm_dir)}
+    for runs in attached_runs_dirs():
+        there = reader(cfg.replace(run={"runs_dir": str(runs)}))
+        if there.lm_complete() and there.lm_dir.resolve() != own.lm_dir.resolve():
+            _link(there.lm_dir, own.lm_dir)
+            return {**row, "used": "attached (read-only)", "path": str(there.lm_dir)}
+    return {**row, "used": "not found: trained here", "path": str(own.lm_dir)}
+
+
+def _reuse_run(cfg: Config) -> dict:
+    own = reader(cfg)
+    row = {"output": f"run {cfg.run.name}"}
+    if own.metrics_path.is_file():
+        return {**row, "used": "this notebook's runs/", "path": str(own.dir)}
+    same, other = _attached_runs(cfg.run.name, cfg)
+    if same:
+        _mirror_run(same[0].dir, own.dir)
+        complete = same[0].metrics_path.is_file()
+        return {**row, "used": "attached (read-only)" + ("" if complete else "; its unfinished folds train here"), "path": str(same[0].dir)}
+    if other:
+        return {**row, "used": f"not reused ({other[0].dir} was made with other settings): trained here", "path": str(own.dir)}
+    return {**row, "used": "this notebook's runs/ (unfinished)" if _has_work(own) else "not found: trained here", "path": str(own.dir)}
+
+
+def reuse_earlier(*cfgs: Config) -> pd.DataFrame:
+    """For each run (and the LM stage it needs): where its outputs come from — this notebook's
+    `runs/`, an earlier notebook's output attached as an input (`<input>/<notebook>/runs/`), made
+    available here read-only — or nowhere yet (the stage trains it). Outputs made with other
+    settings are never reused."""
+    rows = []
+    for cfg in cfgs:
+        if pipeline.needs_lm(cfg):
+            rows.append(_reuse_lm(cfg))
+        rows.append(_reuse_run(cfg))
+    return pd.DataFrame(rows).set_index("output")
+
+
+# --- the file to submit ----------------------------------------------------------------------------
+
+@dataclass
+class FinalChoice:
+    scores: pd.DataFrame  # every candidate, best first
+    name: str
+    path: Path
+    rows: int
+    command: str
+    warnings: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        notes = "".join(f"\nwarning: {w}" for w in self.warnings)
+        return f"{self.scores.to_string()}\n\nsubmit {self.name}: {self.path} ({self.rows:,} rows)\n{self.command}{notes}"
+
+
+def final_submission(runs: list[Config], blends: list[dict] = ()) -> FinalChoice:
+    """The candidate with the best honest OOF score (nested for a fitted blend) among finished
+    `runs` and `blends` (blend.main's results), its submission file (written for a run if it is
+    not yet) and the command that submits it; warnings when the file is not the competition's size
+    or a transformer run scores near chance or below a baseline."""
+    by_name = {c.run.name: c for c in runs}
+    metrics = {name: read_json(reader(c).metrics_path) for name, c in by_name.items() if reader(c).metrics_path.is_file()}
+    blend_by_name = {Path(b["submission"]).stem: b for b in blends}
+    metrics.update(blend_by_name)
+    if not metrics:
+        raise RunError("no finished run to submit: train one first (profiles.train_run)")
+    scores = report.run_scores(metrics)
+    best = str(scores.index[0])
+    task = get_task(runs[0].run.task)  # blends only join runs of one task
+    path = Path(blend_by_name[best]["submission"]) if best in blend_by_name else submit.main(by_name[best]).path
+    rows = len(pd.read_csv(path, usecols=[0]))
+    message = f"kagglebert {best}: OOF AUC {scores.loc[best, 'ranked by']:.4f}"
+    command = shlex.join(["kaggle", "competitions", "submit", "-c", task.competition_slug, "-f", str(path), "-m", message])
+    kinds = {name: by_name[name].model.kind for name in metrics if name in by_name}
+    flags = report.health_flags({n: metrics[n] for n, k in kinds.items() if k == "transformer"},
+                                {n: metrics[n] for n, k in kinds.items() if k != "transformer"})
+    warnings = report.submission_warnings(task.name, rows, path) + flags
+    for text in warnings:
+        log.warning("warning: %s", text)
+    return FinalChoice(scores, best, path, rows, command, warnings)

@@ -8,16 +8,11 @@ import numpy as np
 import pandas as pd
 
 from ..core.config import Config
-from ..core.data import find_file, read_csv
 from ..core.errors import RunError
-from ..core.paths import find_data_dir, resolve_model, run_dir
+from ..core.paths import resolve_model
 from ..core.atomic import read_json
 from ..core.runs import open_run, reader
 from ..core.tasks import get_task
-
-
-def _folder(cfg: Config):
-    return run_dir(cfg.run.runs_dir, cfg.run.name)
 
 
 def _fold_file(cfg: Config, fold: int, kind: str):
@@ -72,7 +67,7 @@ def fill_mask(model_path: str, sentences: list[str], top_k: int = 5) -> list[lis
 def fill_mask_before_after(cfg: Config, sentences: list[str], top_k: int = 5) -> pd.DataFrame:
     """The base checkpoint's and the LM stage's (`runs/<name>/lm/`) top-k words for each `[MASK]`."""
     run_lm = reader(cfg).lm_dir
-    _require(run_lm / "lm_metrics.json", "run the LM stage first (kagglebert.stages.lm.main)")
+    _require(reader(cfg).lm_metrics_path, "run the LM stage first (kagglebert.stages.lm.main)")
     before = fill_mask(resolve_model(cfg.model.name), sentences, top_k)
     after = fill_mask(str(run_lm), sentences, top_k)
     return pd.DataFrame({
@@ -106,7 +101,7 @@ class OOF:
 
 def oof_predictions(cfg: Config) -> OOF:
     """Out-of-fold predictions lined up with the training labels (by id)."""
-    path = _require(_folder(cfg) / "oof.csv", "finish k-fold training first")
+    path = _require(reader(cfg).oof_path, "finish k-fold training first")
     run = open_run(cfg)
     task = run.task
     oof = pd.read_csv(path, dtype={task.id_column: str})
@@ -124,11 +119,11 @@ def lr_schedule(cfg: Config, fold: int = 0) -> np.ndarray:
 def compare_runs(fit: Config, itpt: Config) -> dict | None:
     """FiT vs ITPT-FiT on identical folds: per-fold scores and their paired difference, plus the
     OOF score and per-label OOF AUC of each. None until both runs have metrics.json."""
-    paths = [_folder(c) / "metrics.json" for c in (fit, itpt)]
+    paths = [reader(c).metrics_path for c in (fit, itpt)]
     if not all(p.is_file() for p in paths):
         return None
     a, b = (read_json(p) for p in paths)
-    folds_a, folds_b = (_folder(c) / "folds.csv" for c in (fit, itpt))
+    folds_a, folds_b = (reader(c).folds_path for c in (fit, itpt))
     if folds_a.read_text() != folds_b.read_text():
         raise RunError(f"{folds_a} and {folds_b} differ: a paired comparison needs the same folds")
     per_fold = pd.DataFrame({"FiT": a["fold_auc"], "ITPT-FiT": b["fold_auc"]})
@@ -161,7 +156,7 @@ def fold_test_predictions(cfg: Config) -> dict:
                       for j in range(len(task.label_columns))) / len(task.label_columns)
     blended = frames[0][[task.id_column]].copy()
     blended[task.label_columns] = stacked.mean(0)
-    saved = pd.read_csv(_require(_folder(cfg) / "test_pred.csv", "finish k-fold training first"), dtype={task.id_column: str})
+    saved = pd.read_csv(_require(reader(cfg).test_pred_path, "finish k-fold training first"), dtype={task.id_column: str})
     return {
         "per_fold": {k: f for k, f in enumerate(frames)},
         "correlation": correlation,
@@ -171,9 +166,10 @@ def fold_test_predictions(cfg: Config) -> dict:
 
 
 def validate_submission(cfg: Config, path) -> pd.DataFrame:
-    """Re-read the written file and check it against sample_submission.csv, item by item."""
+    """Re-read the written file and check it against sample_submission.csv as the run saw it
+    (its test rows only, when data.max_rows bounded them), item by item."""
     task = get_task(cfg.run.task)
-    sample = read_csv(find_file(find_data_dir(cfg.data.dir, task.competition_slug), task.sample_submission_file))
+    sample = reader(cfg).load_data().sample_submission
     sub = pd.read_csv(path, dtype={task.id_column: str})
     values = sub[[c for c in sub.columns if c != task.id_column]].to_numpy(dtype=float)
     checks = {
@@ -196,3 +192,99 @@ def blend_table(blend_metrics: dict) -> pd.DataFrame:
     if blend_metrics.get("oof_auc_nested") is not None:  # fitted weights: the score they earn on unseen folds
         rows["blend, weights from the other folds"] = {"weight": None, "OOF AUC": blend_metrics["oof_auc_nested"]}
     return pd.DataFrame.from_dict(rows, orient="index").round(4)
+
+
+# --- what to submit ----------------------------------------------------------------------------
+
+# Rows of each task's competition test set. The TaskSpec (core/tasks.py) does not carry it; a file
+# with another count is a sample run's, which Kaggle rejects. 2018: test.csv has 153,164 rows.
+COMPETITION_TEST_ROWS = {"jigsaw-toxic-2018": 153_164}
+CHANCE_AUC = 0.5
+NEAR_CHANCE_MARGIN = 0.1  # a ROC AUC below 0.6 is near chance for these labels: something is broken
+
+
+def honest_score(metrics: dict) -> float:
+    """A run's OOF score as it would hold on unseen rows: for a blend with fitted weights the
+    nested score (weights chosen without the scored fold), else the OOF score."""
+    nested = metrics.get("oof_auc_nested")
+    return float(nested if nested is not None else metrics["oof_auc"])
+
+
+def run_scores(runs: dict[str, dict]) -> pd.DataFrame:
+    """One row per run (name → its metrics.json as a dict), best first: OOF score, the honest
+    score used for ranking, and the kind (blend or one model)."""
+    rows = [{"run": name, "OOF AUC": m["oof_auc"], "nested OOF AUC": m.get("oof_auc_nested"),
+             "ranked by": honest_score(m), "kind": f"blend ({m['method']})" if "members" in m else "one model"}
+            for name, m in runs.items()]
+    return pd.DataFrame(rows).set_index("run").sort_values("ranked by", ascending=False)
+
+
+def submission_warnings(task_name: str, rows: int, path) -> list[str]:
+    """A file whose row count is not the competition test set's: Kaggle rejects it."""
+    expected = COMPETITION_TEST_ROWS.get(task_name)
+    if expected is None or rows == expected:
+        return []
+    return [f"{path} has {rows:,} rows; the competition's test set has {expected:,}. This is a sample run "
+            "(the bundled sample or data.max_rows): Kaggle will reject it. Attach the competition and use the full profile"]
+
+
+FIXES = ("likely fixes: mean pooling for sentence encoders such as MiniLM (model.pooling=mean); encoder lr 2e-5–6e-5 "
+         "with a fresh head at 1e-3 (train.lr, train.head_lr); at least 2 epochs; rare labels weighted "
+         "(train.pos_weight_power=0.5); a longer model.max_length with head+tail truncation; if only the ITPT arm is weak, "
+         "its LM stage (a fresh MLM head needs lm.head_lr, fewer lm.epochs)")
+
+
+def health_flags(transformers: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
+    """Transformer runs (name → metrics) that score near chance or below a classic baseline on the
+    same folds, each with the likely fixes; [] when all is well."""
+    flags = []
+    best_baseline = max(baselines.items(), key=lambda item: item[1]["oof_auc"], default=None)
+    for name, metrics in transformers.items():
+        score = metrics["oof_auc"]
+        if score < CHANCE_AUC + NEAR_CHANCE_MARGIN:
+            flags.append(f"{name}: OOF AUC {score:.4f} is near chance ({CHANCE_AUC}); {FIXES}")
+        elif best_baseline is not None and score < best_baseline[1]["oof_auc"]:
+            flags.append(f"{name}: OOF AUC {score:.4f} is below the {best_baseline[0]} baseline "
+                         f"({best_baseline[1]['oof_auc']:.4f}) on the same folds: a recipe problem, not a result; {FIXES}")
+    return flags
+
+
+# --- error analysis ----------------------------------------------------------------------------
+
+THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def threshold_table(oof: OOF, thresholds: tuple[float, ...] = THRESHOLDS) -> pd.DataFrame:
+    """Per label and threshold: comments flagged, precision, recall — what a moderation rule
+    "flag when p ≥ t" would do with the out-of-fold predictions."""
+    rows = []
+    for j, label in enumerate(oof.labels):
+        truth = oof.truth[:, j] >= 0.5
+        for t in thresholds:
+            flagged = oof.pred[:, j] >= t
+            hits = int((flagged & truth).sum())
+            rows.append({"label": label, "threshold": t, "positives": int(truth.sum()), "flagged": int(flagged.sum()),
+                         "precision": hits / flagged.sum() if flagged.any() else float("nan"),
+                         "recall": hits / truth.sum() if truth.any() else float("nan")})
+    return pd.DataFrame(rows).set_index(["label", "threshold"]).round(3)
+
+
+def largest_errors(cfg: Config, per_label: int = 3, max_chars: int = 300) -> pd.DataFrame:
+    """For each label, the `per_label` most confident out-of-fold mistakes of each kind: false
+    positives (not labelled, highest probability) and false negatives (labelled, lowest
+    probability), with the comment (cut at `max_chars`)."""
+    oof = oof_predictions(cfg)
+    run = reader(cfg)
+    data = run.load_data()
+    texts = data.train[run.task.text_column].to_numpy()
+    ids = data.train[run.task.id_column].to_numpy()
+    rows = []
+    for j, label in enumerate(oof.labels):
+        truth, pred = oof.truth[:, j] >= 0.5, oof.pred[:, j]
+        negatives, positives = np.flatnonzero(~truth), np.flatnonzero(truth)
+        picks = [("false positive", negatives[np.argsort(-pred[negatives], kind="stable")[:per_label]]),
+                 ("false negative", positives[np.argsort(pred[positives], kind="stable")[:per_label]])]
+        for kind, rows_of_kind in picks:
+            rows += [{"label": label, "error": kind, "id": ids[i], "labelled": int(truth[i]), "predicted": round(float(pred[i]), 4),
+                      "comment": texts[i] if len(texts[i]) <= max_chars else texts[i][:max_chars] + "…"} for i in rows_of_kind]
+    return pd.DataFrame(rows).set_index(["label", "error"])
