@@ -119,6 +119,15 @@ class KaggleSession:
         return notebook
 
 
+def weights_written(folder: Path) -> list[Path]:
+    """Model weight files written under `folder` itself; links to an attached input's folders
+    (read-only reuse) are not followed."""
+    found = []
+    for parent, _, files in os.walk(folder):  # os.walk does not descend into linked folders
+        found += [Path(parent, f) for f in files if f.endswith((".safetensors", ".bin", ".pt"))]
+    return found
+
+
 def errors_of(notebook) -> list[str]:
     return [f"{o.get('ename')}: {o.get('evalue')}" for c in notebook.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if o.output_type == "error"]
@@ -188,9 +197,9 @@ def test_multi_notebook_flow(wheel_dataset, competition, kaggle_image, tiny_mode
         attached = [name for name in outputs if (session.input / name / "runs").is_dir()]
         if script.stem == "03_train_kfold":  # the ITPT arm starts from notebook 2's LM instead of training one
             assert "02_lm_finetune-output" in text, "notebook 3 does not say it reused notebook 2's LM"
-            assert not list((session.working / "runs").glob("_lm/*/"))
-        if script.stem == "04_submission":  # the folds come from notebook 3: no fold is trained again
+            assert not weights_written(session.working / "runs" / "_lm"), "notebook 3 trained the LM again"
+        if script.stem == "04_submission":  # the folds come from notebook 3: none is trained again
             assert "03_train_kfold-output" in text, "notebook 4 does not say it reused notebook 3's runs"
-            assert not list((session.working / "runs").glob("quick-itpt/fold*"))
+            assert not weights_written(session.working / "runs" / "quick-itpt"), "notebook 4 trained the folds again"
         print(f"{script.stem}: attached {attached}")
         outputs[f"{script.stem}-output"] = session.working
