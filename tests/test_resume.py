@@ -1,0 +1,179 @@
+"""Faults in the middle of training, through the real CLI: kill -9 during LM epoch 2 or during fold 1,
+then the same command again, ends with exactly what an uninterrupted run writes; a fold whose model
+folder is gone is trained again; Ctrl-C is one line naming where it stopped, exit 130."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import cli_env, read_raw_csv
+from kagglebert.core.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # nine tiny CLI runs in all: about a minute of CPU
+
+POLL_S = 0.005
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kagglebert", *map(str, args)], cwd=REPO_ROOT, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 240) -> tuple[str, str]:
+    """Send `sig` to `proc` as soon as `ready()` holds (polled every few ms), then wait for it."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the run ended before the moment to stop it: {proc.stderr.read()[-3000:]}"
+        assert time.monotonic() < deadline, "the moment to stop the run never came"
+        time.sleep(POLL_S)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    return out, err
+
+
+def same_tensors(a: Path, b: Path) -> None:
+    left, right = load_file(str(a)), load_file(str(b))
+    assert left.keys() == right.keys()
+    for name in left:
+        assert torch.equal(left[name], right[name]), name
+
+
+def short_test_copy(sample_dir: Path, folder: Path) -> Path:
+    """The sample with 100 test rows: the faults are about training, not about test predictions."""
+    folder.mkdir()
+    (folder / "train.csv").write_bytes((sample_dir / "train.csv").read_bytes())
+    for name in ("test.csv", "sample_submission.csv"):
+        read_raw_csv(sample_dir / name).head(100).to_csv(folder / name, index=False)
+    return folder
+
+
+@pytest.fixture()
+def data_dir(sample_dir, tmp_path):
+    return short_test_copy(sample_dir, tmp_path / "data")
+
+
+def lm_args(data_dir, model_dir, work, small_run_args):
+    return ["lm", "--config", "demo", *small_run_args(data_dir, model_dir, work, **{
+        "lm.epochs": 2, "lm.include_test": "false", "lm.batch_size": 8, "data.max_rows": 120})]
+
+
+def test_lm_killed_in_epoch_2_resumes_to_the_uninterrupted_result(data_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    whole = run_cli(*lm_args(data_dir, tiny_model_dir, tmp_path / "whole", small_run_args))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    [reference] = (tmp_path / "whole" / "runs" / "_lm").iterdir()
+
+    work = tmp_path / "killed"
+    store = work / "runs" / "_lm"
+    args = lm_args(data_dir, tiny_model_dir, work, small_run_args)
+
+    def epoch_1_saved() -> bool:
+        progress = list(store.glob(".*.partial/progress.json")) if store.is_dir() else []
+        return bool(progress) and json.loads(progress[0].read_text())["epochs_done"] == 1
+
+    killed = start_cli(*args)
+    stop_when(killed, epoch_1_saved, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    lm_dir = store / reference.name
+    assert not (lm_dir / "lm_metrics.json").exists(), "epoch 2 ended before the kill: the test proved nothing"
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "lm: resuming after epoch 1 of 2" in resumed.stderr
+    assert "lm epoch 1/2" not in resumed.stderr and "lm epoch 2/2" in resumed.stderr
+    assert lm_dir.name == reference.name  # same settings and inputs: the same LM key
+    got, expected = (json.loads((d / "lm_metrics.json").read_text()) for d in (lm_dir, reference))
+    assert (got["perplexity_before"], got["perplexity_after"]) == (expected["perplexity_before"], expected["perplexity_after"])
+    assert [e["loss_curve"] for e in got["epochs"]] == [e["loss_curve"] for e in expected["epochs"]]
+    same_tensors(lm_dir / "model.safetensors", reference / "model.safetensors")
+    assert not list(store.glob(".*")), "the resumable state and temporary folders are gone once the LM is complete"
+
+
+def train_args(data_dir, model_dir, work, small_run_args, **extra):
+    return ["train", "--config", "demo", *small_run_args(data_dir, model_dir, work, **{
+        "lm.epochs": 0, "train.epochs": 2, "data.max_rows": 160, **extra})]
+
+
+@pytest.fixture(scope="module")
+def train_reference(tmp_path_factory, sample_dir, tiny_model_dir, run_cli, small_run_args):
+    """One uninterrupted `train` (2 folds, 2 epochs), the reference the faulted runs must equal."""
+    work = tmp_path_factory.mktemp("reference")
+    data = short_test_copy(sample_dir, work / "data")
+    proc = run_cli(*train_args(data, tiny_model_dir, work, small_run_args))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"data": data, "run": work / "runs" / "demo"}
+
+
+def test_training_killed_in_fold_1_resumes_byte_identical(train_reference, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    reference = train_reference["run"]
+    work = tmp_path / "killed"
+    run = work / "runs" / "demo"
+    args = train_args(train_reference["data"], tiny_model_dir, work, small_run_args)
+    killed = start_cli(*args)
+    stop_when(killed, lambda: (run / "folds" / "fold0_record.json").is_file(), signal.SIGKILL)
+    assert not (run / "folds" / "fold1_record.json").exists(), "fold 1 ended before the kill: the test proved nothing"
+    assert (run / "folds" / "fold0_model").is_dir()  # written before its record
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "train: folds [0] already complete" in resumed.stderr and "fold 0 epoch" not in resumed.stderr
+    for name in ("oof.csv", "test_pred.csv", "folds/fold1_oof.csv", "folds/fold1_test.csv"):
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+    for fold in (0, 1):
+        for name in ("model.safetensors", "head.safetensors", "kagglebert.json"):
+            assert (run / "folds" / f"fold{fold}_model" / name).read_bytes() == (reference / "folds" / f"fold{fold}_model" / name).read_bytes()
+    assert not [p for p in (run / "folds").iterdir() if p.name.startswith(".")], "no temporary left behind"
+
+
+def test_save_models_off_keeps_no_weights_and_the_same_predictions(train_reference, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    off = run_cli(*train_args(train_reference["data"], tiny_model_dir, tmp_path, small_run_args, **{"train.save_models": "false"}))
+    assert off.returncode == 0, off.stderr[-3000:]
+    assert not list((tmp_path / "runs" / "demo" / "folds").glob("*_model"))
+    # saving never touches the weights that predict: the same bytes as the run that saved its models
+    assert (tmp_path / "runs" / "demo" / "oof.csv").read_bytes() == (train_reference["run"] / "oof.csv").read_bytes()
+    meta = json.loads((train_reference["run"] / "folds" / "fold0_model" / "kagglebert.json").read_text())
+    assert (meta["dtype"], meta["max_length"], meta["truncation"], meta["pooling"]) == ("fp16", 128, "head+tail", "mean")
+
+
+def test_a_fold_without_its_model_folder_is_not_complete(tmp_path):
+    from kagglebert.core.config import Config
+    from kagglebert.core.runs import reader
+    from kagglebert.stages.train import fold_done
+
+    cfg = Config().replace(run={"runs_dir": str(tmp_path)})
+    run = reader(cfg)
+    run.fold_file(0, "record.json").parent.mkdir(parents=True)
+    run.fold_file(0, "record.json").write_text("{}")
+    assert not fold_done(run, 0)  # train.save_models is on by default: the weights are part of the fold
+    run.fold_model_dir(0).mkdir()
+    assert fold_done(run, 0)
+    assert fold_done(reader(cfg.replace(train={"save_models": False})), 0)
+    assert fold_done(reader(cfg.replace(model={"kind": "tfidf"})), 0)  # a baseline has no weights to keep
+    assert not fold_done(run, 1)
+
+
+def test_ctrl_c_in_a_fold_is_one_line_naming_it(data_dir, tiny_model_dir, tmp_path, small_run_args):
+    work = tmp_path / "work"
+    proc = start_cli(*train_args(data_dir, tiny_model_dir, work, small_run_args, **{"train.epochs": 4}))
+    # the token cache is written inside the fold loop's stage, before fold 0 trains
+    _, err = stop_when(proc, lambda: len(list((work / "cache").glob("tokens/*.npz"))) == 2, signal.SIGINT)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "interrupted in fold 0; rerun the same command to resume"
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_in_the_lm_stage_names_the_epoch(data_dir, tiny_model_dir, tmp_path, small_run_args):
+    work = tmp_path / "work"
+    proc = start_cli(*lm_args(data_dir, tiny_model_dir, work, small_run_args))
+    _, err = stop_when(proc, lambda: any((work / "runs" / "_lm").glob(".*.partial/progress.json")), signal.SIGINT)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "interrupted in LM epoch 2; rerun the same command to resume"
+    assert "Traceback" not in err
