@@ -49,12 +49,12 @@ def test_folds_csv_covers_the_subsample(e2e):
 def test_eda_outputs(e2e):
     eda = e2e["run"] / "eda"
     summary = json.loads((eda / "summary.json").read_text())
-    assert summary["train_rows"] == 200 and summary["test_rows"] == 600
+    assert summary["train_rows"] == 200 and summary["test_rows"] == 200  # data.max_rows bounds test rows too
     prevalence = pd.read_csv(eda / "prevalence.csv")
     assert list(prevalence["label"]) == LABELS
     assert ((prevalence["share"] >= 0) & (prevalence["share"] <= 1)).all()
     lengths = pd.read_csv(eda / "lengths.csv")
-    assert len(lengths) == 800 and set(lengths["split"]) == {"train", "test"}
+    assert len(lengths) == 400 and set(lengths["split"]) == {"train", "test"}
     assert (lengths["tokens"] > 0).mean() > 0.99
     cooccurrence = pd.read_csv(eda / "cooccurrence.csv", index_col=0)
     assert list(cooccurrence.index) == LABELS and list(cooccurrence.columns) == LABELS
@@ -86,10 +86,12 @@ def test_oof_predictions(e2e):
 def test_test_predictions_and_submission(e2e, sample_dir):
     sample = pd.read_csv(sample_dir / "sample_submission.csv", dtype={"id": str})
     test_pred = pd.read_csv(e2e["run"] / "test_pred.csv", dtype={"id": str})
-    assert list(test_pred.columns) == ["id", *LABELS] and len(test_pred) == 600
+    assert list(test_pred.columns) == ["id", *LABELS] and len(test_pred) == 200  # data.max_rows=200 of 600
     submission = pd.read_csv(e2e["submission"], dtype={"id": str})
     assert list(submission.columns) == list(sample.columns)
-    assert list(submission["id"]) == list(sample["id"])  # sample_submission's row order
+    kept = set(test_pred["id"])
+    assert list(submission["id"]) == [i for i in sample["id"] if i in kept]  # sample_submission's row order
+    assert "(sample run: not the full test set" in e2e["proc"].stdout
     values = submission[LABELS].to_numpy()
     assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
     by_id = test_pred.set_index("id").loc[submission["id"], LABELS].to_numpy()
