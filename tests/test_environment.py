@@ -200,3 +200,42 @@ def test_notebook_launcher_two_processes_give_the_one_process_result(tiny_model_
         torch.testing.assert_close(launched[name], value, rtol=1e-4, atol=5e-6, msg=name)
         changed += int(not torch.equal(value, start[name]))
     assert changed > 10
+
+
+# --- work carried between notebooks -------------------------------------------------------------
+
+def tree_snapshot(root: Path) -> dict:
+    return {p.relative_to(root): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_later_notebook_reuses_an_attached_earlier_output_read_only(kaggle_root, tiny_model_dir, sample_dir, tmp_path, monkeypatch):
+    """Kaggle: notebook 3 ran in its own /kaggle/working and was saved; notebook 4 attaches that
+    output (<input>/<notebook>/runs/) and must reuse the LM and the folds, not train them again."""
+    from kagglebert.core.runs import reader
+    from kagglebert.notebook import profiles, report
+    from kagglebert.stages import submit
+
+    monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    tiny = [f"data.dir={sample_dir}", f"model.name={tiny_model_dir}", "data.max_rows=120", "data.n_folds=2",
+            "train.epochs=1", "lm.epochs=1", "lm.include_test=false"]
+    earlier = kaggle_root / "notebook-3-output" / "runs"
+    before = profiles.variants(profiles.load("quick", [*tiny, f"run.runs_dir={earlier}"]))["ITPT-FiT"]
+    trained = profiles.train_run(before)  # LM stage + both folds, in the "earlier notebook"
+    snapshot = tree_snapshot(kaggle_root)
+
+    here = tmp_path / "working" / "runs"
+    cfg = profiles.variants(profiles.load("quick", [*tiny, f"run.runs_dir={here}", f"submit.dir={tmp_path / 'subs'}"]))["ITPT-FiT"]
+    table = profiles.reuse_earlier(cfg)
+    assert list(table["used"]) == ["attached (read-only)", "attached (read-only)"]  # the LM stage, then the run
+    assert list(table["path"]) == [str(reader(before).lm_dir), str(earlier / "quick-itpt")]
+    assert reader(cfg).lm_dir.is_symlink()  # linked, not copied
+    assert profiles.train_run(cfg) == trained  # read back: nothing trained again
+    assert len(report.fold_table(cfg)) == 3  # two folds and the mean, read through the mirror
+    assert submit.main(cfg).path.is_file()
+    assert tree_snapshot(kaggle_root) == snapshot  # the attached output was only read
+    assert profiles.reuse_earlier(cfg)["used"].tolist() == ["this notebook's runs/"] * 2  # now it is here
+
+    other = profiles.variants(profiles.load("quick", [*tiny, "train.lr=1e-5", f"run.runs_dir={tmp_path / 'other'}"]))["ITPT-FiT"]
+    used = profiles.reuse_earlier(other).loc["run quick-itpt", "used"]
+    assert used.startswith("not reused") and "other settings" in used

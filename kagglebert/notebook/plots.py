@@ -72,18 +72,22 @@ def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS) -
     fig, (ax_chars, ax_tokens) = _figure(12.0, 4.2, ncols=2)
     for column, ax, unit in (("chars", ax_chars, "characters"), ("tokens", ax_tokens, "word pieces")):
         values_all = lengths[column].clip(lower=1)  # an empty comment would sit at log(0)
-        bins = np.geomspace(1, max(2.0, float(values_all.max())), 50)
+        # log-spaced edges put on half-integers: lengths are whole numbers, and an edge between two of
+        # them would give some bins one length and their neighbours two (a comb of false peaks)
+        bins = np.unique(np.round(np.geomspace(1, max(2.0, float(values_all.max())) + 1, 36))) - 0.5
         for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
             values = values_all[lengths.split == split]
-            ax.hist(values, bins=bins, alpha=0.5, color=colour, label=f"{split} (median {values.median():.0f})")
+            # each split as shares of its own comments: train and test compare whatever their sizes
+            ax.hist(values, bins=bins, weights=np.full(len(values), 100 / max(1, len(values))), alpha=0.5, color=colour,
+                    label=f"{split} (median {values.median():.0f})")
         ax.set_xscale("log")
-        ax.set(title=f"Comment length in {unit} (log scale, all comments)", xlabel=f"{unit} (log scale)", ylabel="comments per bin")
+        ax.set(title=f"{unit.capitalize()} per comment (all comments)", xlabel=f"{unit} (log scale)", ylabel="% of the split's comments per bin")
     for cut, style in zip(cuts, ("--", "-.", ":")):
         # [CLS] and [SEP] take two of the max_length places
         shares = ", ".join(f"{split} {100 * (lengths.loc[lengths.split == split, 'tokens'] > cut - 2).mean():.1f}%"
                            for split in ("train", "test"))
         ax_tokens.axvline(cut, color="black", linestyle=style, linewidth=1, label=f"max_length {cut}: cuts {shares}")
-    ax_chars.legend(fontsize=8, loc="upper right")
+    ax_chars.legend(fontsize=8, loc="upper left")  # short comments are few: the left corner is empty
     ax_tokens.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the bars stay visible
     return fig
 

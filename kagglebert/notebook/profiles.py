@@ -50,7 +50,8 @@ PROFILES: dict[str, dict] = {
                   "pooling": "mean"},  # MiniLM was trained as a mean-pooled sentence encoder
         "lm": {"epochs": 1, "block_size": 128, "batch_size": 32, "lr": 1e-4},
         "train": {"epochs": 2, "batch_size": 32, "lr": 6e-5, "head_lr": 1e-3, "layer_decay": 0.95,
-                  "warmup_ratio": 0.06, "schedule": "linear", "pos_weight_power": 0.5},
+                  "warmup_ratio": 0.06, "schedule": "linear", "pos_weight_power": 0.5,
+                  "log_every": 1},  # every step's loss recorded: a short CPU run's LM curve has a point per step
     },
     "full": {  # the values of configs/kaggle-bert-base.toml
         "run": {"name": "full", "progress": True},
