@@ -12,6 +12,7 @@ peak memory) a fresh optimizer's state."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import tempfile
 import time
@@ -62,6 +63,15 @@ def own_contender(name: str, task: str, model, warm_batches, warm_collate, timed
                      memory.peak_mib)
 
 
+def sampling_arguments(training_arguments, sampling: str) -> dict:
+    """`TrainingArguments` keywords for the Trainer's sampler: transformers 5 takes
+    `train_sampling_strategy`; 4.x had `group_by_length=True` for the same length-grouped sampler."""
+    fields = {f.name for f in dataclasses.fields(training_arguments)}
+    if "train_sampling_strategy" in fields:
+        return {"train_sampling_strategy": sampling}
+    return {"group_by_length": sampling == "group_by_length"}
+
+
 def trainer_contender(name: str, task: str, model, warm: list[dict], timed: list[dict], collate, profile: Profile,
                       batch_size: int, device, precision: str, sampling: str = "random"):
     """`trainer.train()` for the warm-up steps on the warm-up rows, then per pass `train()` again for
@@ -86,7 +96,7 @@ def trainer_contender(name: str, task: str, model, warm: list[dict], timed: list
             learning_rate=profile.lr, weight_decay=0.01, warmup_steps=0, lr_scheduler_type="constant",
             max_grad_norm=1.0, bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
             logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-            train_sampling_strategy=sampling, dataloader_pin_memory=device.type == "cuda", seed=0,
+            dataloader_pin_memory=device.type == "cuda", seed=0, **sampling_arguments(TrainingArguments, sampling),
         )
         trainer = Trainer(model=model, args=args, train_dataset=warm, data_collator=collate, callbacks=[EpochClock()])
         trainer.remove_callback(PrinterCallback)  # its end-of-training dict would interleave with the table
