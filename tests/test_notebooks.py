@@ -1,6 +1,7 @@
-"""The four notebooks: each .py and its paired .ipynb hold the same cells, the committed .ipynb
-carry no outputs, and each notebook runs top to bottom on the quick profile shrunk to a tiny slice
-(tiny BERT, 120 rows, 2 folds, 1 epoch) — alone, in a fresh runs folder, through jupytext and
+"""The notebooks: each .py and its paired .ipynb hold the same cells, the committed .ipynb
+carry no outputs, every notebook starts with the same install cell (which fails in one line, never
+a traceback), and each stage notebook runs top to bottom on the quick profile shrunk to a tiny
+slice (tiny BERT, 120 rows, 2 folds, 1 epoch) — alone, in a fresh runs folder, through jupytext and
 nbclient with this venv's python as the kernel."""
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from kagglebert.core.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 NAMES = [p.stem for p in NOTEBOOKS]
+# the four stage notebooks run here on a tiny slice; 05_inference needs an exported run and is
+# executed by tests/test_predict_export.py
+STAGES = [p for p in NOTEBOOKS if p.stem < "05"]
 TEST_ROWS = 200
 # CPU seconds of the kernel process: the budget holds however many other jobs share the machine
 CPU_SECONDS_PER_NOTEBOOK = 60
 WALL_SECONDS_LIMIT = 300  # only a guard against a hang or a notebook that ignored the overrides
 
 
-def test_all_four_notebooks_exist():
-    assert NAMES == ["01_eda", "02_lm_finetune", "03_train_kfold", "04_submission"]
+def test_the_stage_notebooks_exist():
+    assert [p.stem for p in STAGES] == ["01_eda", "02_lm_finetune", "03_train_kfold", "04_submission"]
     assert 'formats = "ipynb,py:percent"' in (REPO_ROOT / "jupytext.toml").read_text()
 
 
@@ -175,7 +179,7 @@ def outputs_text(notebook) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
+@pytest.mark.parametrize("script", STAGES, ids=[p.stem for p in STAGES])
 def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
     import psutil
     from nbclient import NotebookClient

@@ -143,9 +143,9 @@ def find_data_dir(explicit: str, competition_slug: str, require_competition: boo
     raise ConfigError(f"no data found: set data.dir or attach the competition under {kaggle_input()}")
 
 
-def attached_runs_dirs(depth: int = 3) -> list[Path]:
+def attached_runs_dirs(depth: int = SEARCH_DEPTH) -> list[Path]:
     """`runs/` folders inside attached inputs (a previous notebook's saved output appears as
-    `<input>/<notebook>/runs/`), shallowest first."""
+    `<input>/<notebook>/runs/`, or deeper in newer layouts), shallowest first."""
     root = kaggle_input()
     if not root.is_dir():
         return []
