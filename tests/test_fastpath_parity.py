@@ -1,5 +1,7 @@
-"""The fast path computes the same thing as the plain one: the masked-LM loss that projects only the
-masked positions, mean pooling over a padded batch, and gradient accumulation."""
+"""The training engine computes what it should: the fast paths equal the plain ones (the masked-LM
+loss that projects only the masked positions, mean pooling over a padded batch, gradient
+accumulation), the schedules and layer-wise learning rates have their documented values, and a
+non-finite loss stops training within `log_every` steps with the hint that fits."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +11,8 @@ import pytest
 import torch
 
 from kagglebert.core.batching import MaskingCollator, PadCollator, pack_blocks
-from kagglebert.core.engine import make_scaler, make_scheduler, train_epoch
+from kagglebert.core.engine import make_scaler, make_scheduler, param_groups, train_epoch
+from kagglebert.core.errors import RunError
 from kagglebert.core.modeling import Classifier, masked_lm_loss
 from kagglebert.core.tasks import bce_loss
 from kagglebert.core.tokenization import tokenize
@@ -104,3 +107,103 @@ def test_a_fresh_mlm_head_gets_its_own_lr_and_the_tied_decoder_stays_with_the_en
     assert fresh["bert.encoder.layer.0.attention.self.query.weight"] == 1e-4
     trained = lr_of(lm_param_groups(model, cfg, fresh_head=False))
     assert set(trained.values()) == {1e-4}
+
+
+def factors(kind: str, total: int = 10, warmup_ratio: float = 0.2, **extra) -> list[float]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = make_scheduler(optimizer, total, warmup_ratio, kind, **extra)
+    out = [scheduler.get_last_lr()[0]]
+    for _ in range(total):
+        optimizer.step()
+        scheduler.step()
+        out.append(scheduler.get_last_lr()[0])
+    return out
+
+
+def test_schedules_have_their_documented_values():
+    # 10 steps, 20% warm-up = 2 steps: up to the peak in 2, then linearly to 0 at step 10
+    assert factors("linear") == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0])
+    assert factors("constant") == pytest.approx([0.5, 1.0] + [1.0] * 9)
+    # ULMFiT's slanted triangular: from peak/32 up to the peak at the cut (step 2), back to peak/32 at the end
+    stlr = factors("stlr", stlr_ratio=32.0)
+    assert stlr[0] == pytest.approx(1 / 32) and stlr[2] == pytest.approx(1.0) and stlr[10] == pytest.approx(1 / 32)
+    assert stlr[1] == pytest.approx((1 + 0.5 * 31) / 32) and stlr[6] == pytest.approx((1 + 0.5 * 31) / 32)
+    assert factors("linear", warmup_ratio=0.0)[:3] == pytest.approx([1.0, 0.9, 0.8])
+
+
+def test_layer_wise_decay_and_no_decay_for_biases_and_layernorm(tiny_model_dir):
+    from transformers import AutoModel
+
+    model = Classifier(AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False), n_labels=6)
+    groups = param_groups(model, model.encoder, lr=1.0, head_lr=7.0, layer_decay=0.5, weight_decay=0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    lr = {names[id(p)]: g["lr"] for g in groups for p in g["params"]}
+    decay = {names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
+    assert set(lr) == set(names.values())  # every trainable parameter is in exactly one group
+    # 2 layers: the top one at lr, each layer below halved, the embeddings below layer 0; the head at head_lr
+    assert lr["encoder.encoder.layer.1.attention.self.query.weight"] == 1.0
+    assert lr["encoder.encoder.layer.0.attention.self.query.weight"] == 0.5
+    assert lr["encoder.embeddings.word_embeddings.weight"] == 0.25
+    assert lr["head.weight"] == lr["head.bias"] == 7.0
+    assert decay["encoder.encoder.layer.0.attention.self.query.weight"] == 0.01
+    assert decay["encoder.encoder.layer.0.attention.self.query.bias"] == 0.0
+    assert decay["encoder.embeddings.LayerNorm.weight"] == 0.0
+
+
+class CountingLoader(list):
+    """Batches handed out, counted: how far training got before it stopped."""
+
+    taken = 0
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            self.taken += 1
+            yield batch
+
+
+def run_until_stopped(model, loader, compute_loss, lr: float, precision: str, log_every: int, section: str = "train") -> str:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    scheduler = make_scheduler(optimizer, total_steps=len(loader), warmup_ratio=0.0, kind="constant")
+    device = torch.device("cpu")
+    with pytest.raises(RunError) as err:
+        train_epoch(model=model, loader=loader, compute_loss=compute_loss, optimizer=optimizer, scheduler=scheduler,
+                    scaler=make_scaler(device, precision), device=device, precision=precision, log_every=log_every,
+                    desc="fold 0 epoch 1/1", progress=False, section=section)
+    return str(err.value)
+
+
+def test_a_diverging_learning_rate_stops_within_log_every_steps(tiny_model_dir, tokens, tokenizer):
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    model = Classifier(AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False), n_labels=6)
+    labels = (np.arange(len(tokens) * 6).reshape(len(tokens), 6) % 3 == 0).astype(np.float32)
+    collate = PadCollator(tokens, tokenizer.pad_token_id, labels, pad_multiple=8)
+    losses = []
+
+    def compute_loss(model, batch):
+        loss = bce_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
+        losses.append(loss.detach())
+        return loss
+
+    loader = CountingLoader([collate([i % len(tokens), (i + 1) % len(tokens)]) for i in range(40)])
+    message = run_until_stopped(model, loader, compute_loss, lr=1e30, precision="fp32", log_every=3)
+    first_bad = next(i for i, loss in enumerate(losses) if not torch.isfinite(loss)) + 1
+    assert first_bad < loader.taken <= first_bad + 2  # stopped at the first log window holding it, not at the epoch's end
+    assert loader.taken < len(loader)
+    assert message.startswith(f"fold 0 epoch 1/1, step {loader.taken}: the loss became nan")
+    assert "the learning rate is too high: lower train.lr / train.head_lr (largest now 1e+30)" in message
+    assert "\n" not in message
+
+
+def test_a_non_finite_loss_in_fp16_suggests_bf16_or_fp32():
+    model = torch.nn.Linear(4, 1)
+    loader = CountingLoader([{"input_ids": torch.ones(2, 4), "attention_mask": torch.ones(2, 4)} for _ in range(10)])
+
+    def overflowing(model, batch):  # what an fp16 forward pass that overflowed yields
+        return (model(batch["input_ids"]) ** 2).sum() * (torch.inf if loader.taken >= 4 else 1.0)
+
+    message = run_until_stopped(model, loader, overflowing, lr=1e-3, precision="fp16", log_every=5, section="lm")
+    assert loader.taken == 5
+    assert "step 5: the loss became inf" in message
+    assert "fp16 overflowed: set lm.precision=bf16 on a GPU that has it (A100, H100, L4), else fp32" in message
