@@ -157,6 +157,7 @@ def test_cli_keeps_rows_with_empty_text(broken_copy, tiny_model_dir, tmp_path, r
     summary = json.loads((tmp_path / "runs" / "demo" / "eda" / "summary.json").read_text())
     assert summary["train_rows"] == SAMPLE_TRAIN_ROWS and summary["test_rows"] == 600
     assert summary["empty_train_texts"] == 1 and summary["empty_test_texts"] == 1
+    assert summary["test_subsampled"] is False  # data.max_rows = 0: every test row
 
 
 # ---- data.max_rows bounds the test rows too; rare labels warned about ----
