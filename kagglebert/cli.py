@@ -14,6 +14,7 @@ from .core import runs
 from .core.errors import Interrupted, KagglebertError
 from .analysis import ablate, blend
 from .stages import eda, lm, pipeline, predict, submit, train
+from .deploy import export
 
 log = logging.getLogger("kagglebert")
 
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--runs-dir", default="runs")
     predict_parser.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, cuda:1, mps")
     predict_parser.add_argument("--batch-size", type=int, default=0, help="texts per batch (default: the run's train.eval_batch_size)")
+    export_parser = sub.add_parser("export", help="a finished run as a folder to upload as a Kaggle dataset")
+    export_parser.add_argument("--run", required=True, help="run name (a folder under --runs-dir) or the path of a run folder")
+    export_parser.add_argument("--to", required=True, help="folder to create: empty, new, or an earlier export of the same run")
+    export_parser.add_argument("--dtype", choices=("fp16", "fp32", "bf16"), default="fp16", help="weights of the fold models (default fp16: half the size)")
+    export_parser.add_argument("--runs-dir", default="runs")
+    export_parser.add_argument("--wheels", help="copy the wheels from this folder (e.g. `make wheels` output) instead of building them")
     return parser
 
 
@@ -79,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "predict":
             print(predict.main(args.run, args.input, args.output, args.runs_dir, args.device, args.batch_size).summary)
+            return 0
+        if args.command == "export":
+            print(export.main(args.run, args.to, args.dtype, args.runs_dir, args.wheels).summary)
             return 0
         cfg = config_mod.load(args.config, args.overrides)
         if args.command == "ablate":

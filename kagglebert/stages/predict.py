@@ -18,8 +18,8 @@ sorted by length, run without gradients and under autocast on a GPU (bf16 where 
 else fp16; fp32 on a CPU), like training's own predictions.
 
 The output CSV: an input with the task's id column gives `id` + a column per label (the layout of
-`test_pred.csv`); any other input gives `row` (1 = the first data row, or the first line of a
-.txt) + `text` + a column per label. When the input is the competition's test file (`test.csv`
+`test_pred.csv`); a CSV without ids gives `row` (1 = the first data row) + `text` + a column per
+label, a .txt file `line` (its line number; blank lines are skipped) + `text` + a column per label. When the input is the competition's test file (`test.csv`
 or `test.csv.zip`, with id and text columns) and `sample_submission.csv` lies next to it, the
 output is a submission instead: checked against sample_submission and written by the `submit`
 stage's writer (sample_submission's row order; never over a different file).
@@ -36,10 +36,12 @@ import pandas as pd
 import torch
 
 from ..core import atomic
+from ..core.atomic import read_json
 from ..core.checkpoint import load_classifier, read_meta
 from ..core.config import Config
-from ..core.data import check_test_ids, check_unique_ids, read_csv
+from ..core.data import check_test_ids, check_unique_ids, find_file, read_csv
 from ..core.engine import resolve_device, resolve_precision
+from ..core.paths import find_data_dir
 from ..core.errors import ConfigError, DataError, RunError
 from ..core.modeling import Classifier, predict as predict_rows
 from ..core.runs import Run, read_run
@@ -109,6 +111,11 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def check_batch_size(batch_size: int) -> None:
+    if batch_size < 0:
+        raise ConfigError(f"batch size {batch_size}: must be a positive number of texts (0 = the run's train.eval_batch_size)")
+
+
 @dataclass
 class TrainedRun:
     """A finished run's fold models, loaded once, ready to score texts."""
@@ -144,6 +151,16 @@ class TrainedRun:
                                   self.precision, self.config.train.pad_multiple)
         return (total / len(self.models)).astype(np.float32)
 
+    def fold_table(self) -> pd.DataFrame:
+        """One row per fold model: its validation score, best epoch and stored dtype."""
+        records = [read_json(self.run.fold_file(k, "record.json")) for k in self.folds]
+        return pd.DataFrame({
+            "fold": self.folds,
+            self.run.task.metric_name: [r.get("score") for r in records],
+            "best epoch": [r.get("best_epoch") for r in records],
+            "stored as": [self.meta.get("dtype")] * len(self.models),
+        }).set_index("fold")
+
     def predict(self, texts: list[str] | str) -> pd.DataFrame:
         """Per-label probabilities, one row per text (indexed by the text), averaged over folds."""
         if isinstance(texts, str):  # one sentence, not its characters
@@ -160,8 +177,7 @@ def load_run(run: str | Path, runs_dir: str | Path = "runs", *, device: str = "a
     """Every fold model of a finished run, loaded for scoring. `run`: a name under `runs_dir` or
     the path of a run folder (e.g. inside an `export` folder). `batch_size` 0 = the run's
     train.eval_batch_size."""
-    if batch_size < 0:
-        raise ConfigError(f"batch size {batch_size}: must be a positive number of texts")
+    check_batch_size(batch_size)
     trained = locate_run(run, runs_dir)
     folders = fold_model_dirs(trained)
     check_fold_metas(folders, trained)
@@ -187,11 +203,13 @@ class InputTexts:
     texts: list[str]
     ids: pd.Series | None  # the task's id column when the input has one
     frame: pd.DataFrame | None  # the CSV as read (None for .txt)
+    numbers: np.ndarray  # where each text is: the CSV's data row or the .txt's line (1 = the first)
+    numbered_by: str  # "row" (CSV) or "line" (.txt): the output's column for `numbers`
 
 
 def read_input(path: Path, run: Run) -> InputTexts:
-    """The texts of a CSV (the task's text column) or of a .txt file (one text a line, blank
-    lines kept so row numbers stay line numbers); one-line DataError for anything unusable."""
+    """The texts of a CSV (the task's text column) or of a .txt file (one text a line; blank
+    lines are skipped and each text keeps its line number); one-line DataError for anything unusable."""
     task = run.task
     path = Path(path)
     if not path.is_file():
@@ -202,9 +220,10 @@ def read_input(path: Path, run: Run) -> InputTexts:
         except UnicodeDecodeError as err:
             line = path.read_bytes()[: err.start].count(b"\n") + 1
             raise DataError(f"{path}: line {line}: not UTF-8 text; save the file as UTF-8") from None
-        if not any(line.strip() for line in lines):
+        numbers = np.array([i + 1 for i, line in enumerate(lines) if line.strip()], dtype=np.int64)
+        if not len(numbers):
             raise DataError(f"{path}: no text to predict (the file is empty)")
-        return InputTexts(path, lines, None, None)
+        return InputTexts(path, [lines[i - 1] for i in numbers], None, None, numbers, "line")
     frame = read_csv(path)
     if task.text_column not in frame.columns:
         raise DataError(f"{path}: row 0 (header), column {task.text_column!r}: missing (found: {', '.join(map(str, frame.columns))}); "
@@ -215,7 +234,7 @@ def read_input(path: Path, run: Run) -> InputTexts:
     if task.id_column in frame.columns:
         check_unique_ids(frame, path, task.id_column)  # ids key the output: each must name one row
         ids = frame[task.id_column]
-    return InputTexts(path, frame[task.text_column].tolist(), ids, frame)
+    return InputTexts(path, frame[task.text_column].tolist(), ids, frame, np.arange(1, len(frame) + 1), "row")
 
 
 def sample_submission_for(inputs: InputTexts, run: Run) -> tuple[Path, pd.DataFrame] | None:
@@ -258,6 +277,14 @@ class Prediction:
         return f"predictions: {self.output} ({what}; {len(self.frame)} rows × {len(self.frame.columns)} columns)"
 
 
+def competition_test_file(run: Run) -> Path:
+    """The competition's test file for `run`: in its data.dir when that folder is here, else where
+    the competition's files are found (the Kaggle inputs), else the bundled sample's."""
+    configured = run.cfg.data.dir
+    folder = find_data_dir(configured if configured and Path(configured).expanduser().is_dir() else "", run.task.competition_slug)
+    return find_file(folder, run.task.test_file)
+
+
 def default_output(run: Run, input_path: Path) -> Path:
     stem = input_path.name.split(".")[0] or "input"
     return Path("predictions") / f"{run.dir.name}-{stem}.csv"
@@ -286,7 +313,7 @@ def score_inputs(model: TrainedRun, inputs: InputTexts, found: tuple[Path, pd.Da
     if inputs.ids is not None:
         frame = pd.concat([pd.DataFrame({task.id_column: inputs.ids.to_numpy()}), labels], axis=1)
     else:
-        frame = pd.concat([pd.DataFrame({"row": np.arange(1, len(inputs.texts) + 1), "text": inputs.texts}), labels], axis=1)
+        frame = pd.concat([pd.DataFrame({inputs.numbered_by: inputs.numbers, "text": inputs.texts}), labels], axis=1)
     if found is None:
         reused = atomic.write_new(out_path, frame.to_csv(index=False))
         return Prediction(out_path, frame, reused, seconds, None, None)
@@ -301,6 +328,7 @@ def main(run: str, input_path: str, output: str | None = None, runs_dir: str = "
          batch_size: int = 0) -> Prediction:
     """`python -m kagglebert predict`: the run's fold folders, the input and sample_submission are
     checked before any weights are loaded (a bad input fails in a second, not after the loading)."""
+    check_batch_size(batch_size)
     located = locate_run(run, runs_dir)
     check_fold_metas(fold_model_dirs(located), located)
     inputs = read_input(Path(input_path), located)
