@@ -637,3 +637,22 @@ def test_a_process_launched_by_the_lock_holder_may_use_the_run(made_run, ctx, ru
     finally:
         del run
     runs.release_locks()
+
+
+def test_na_like_ids_go_through_a_whole_run(ctx, capsys):
+    """Ids `NA` and `null` in train and test: folds, OOF, test predictions and the submission keep
+    them (once a run trained every fold and then died with KeyError ['NA']). TF-IDF: seconds."""
+    train = read_raw_csv(ctx.data / "train.csv")
+    train.loc[:1, "id"] = ["NA", "null"]
+    train.to_csv(ctx.data / "train.csv", index=False)
+    for name in ("test.csv", "sample_submission.csv"):
+        frame = read_raw_csv(ctx.data / name)
+        frame.loc[:1, "id"] = ["NA", "None"]
+        frame.to_csv(ctx.data / name, index=False)
+    args = base_args(ctx, "run", **{"data.max_rows": 0, "model.kind": "tfidf", "lm.epochs": 0})
+    code, out, err = call_cli(args, capsys)
+    assert code == 0, err[-3000:]
+    run = ctx.work / "runs" / "demo"
+    assert {"NA", "null"} <= set(read_raw_csv(run / "oof.csv")["id"])
+    assert read_raw_csv(run / "test_pred.csv")["id"].tolist()[:2] == ["NA", "None"]
+    assert read_raw_csv(ctx.work / "submissions" / "demo.csv")["id"].tolist()[:2] == ["NA", "None"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.atomic import read_json, write_csv, write_json
-from ..core.data import CompetitionData
+from ..core.data import CompetitionData, read_predictions
 from ..core.errors import RunError
 from ..core.paths import resolve_model
 from ..core.runs import Run
@@ -44,10 +44,10 @@ def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
     cfg, task = run.cfg, run.task
     ids = data.train[task.id_column]
     records = [read_json(run.fold_file(k, "record.json")) for k in range(cfg.data.n_folds)]
-    oof = pd.concat([pd.read_csv(run.fold_file(k, "oof.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)])
+    oof = pd.concat([read_predictions(run.fold_file(k, "oof.csv"), task.id_column) for k in range(cfg.data.n_folds)])  # `NA` stays an id
     oof = oof.set_index(task.id_column).loc[ids.to_numpy()].reset_index()
     write_csv(run.oof_path, oof)
-    tests = [pd.read_csv(run.fold_file(k, "test.csv"), dtype={task.id_column: str}) for k in range(cfg.data.n_folds)]
+    tests = [read_predictions(run.fold_file(k, "test.csv"), task.id_column) for k in range(cfg.data.n_folds)]
     test_pred = tests[0].copy()
     test_pred[task.label_columns] = np.mean([t[task.label_columns].to_numpy() for t in tests], axis=0)
     write_csv(run.test_pred_path, test_pred)
