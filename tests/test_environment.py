@@ -3,7 +3,9 @@ competition files by name and header in any of the layouts Kaggle has used, the 
 refusal to fall back to the bundled sample, and earlier notebooks' run folders attached as inputs."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import zipfile
 from pathlib import Path
 
@@ -239,3 +241,30 @@ def test_a_later_notebook_reuses_an_attached_earlier_output_read_only(kaggle_roo
     other = profiles.variants(profiles.load("quick", [*tiny, "train.lr=1e-5", f"run.runs_dir={tmp_path / 'other'}"]))["ITPT-FiT"]
     used = profiles.reuse_earlier(other).loc["run quick-itpt", "used"]
     assert used.startswith("not reused") and "other settings" in used
+
+
+def test_launch_runs_a_stage_in_two_processes_the_notebook_way(tiny_model_dir, sample_dir, tmp_path, monkeypatch):
+    """`profiles.train_run` on a two-GPU machine: the k-fold stage in two gloo processes started by
+    accelerate.notebook_launcher; the notebook's process gets the finished run's metrics back."""
+    import torch.distributed as dist
+
+    from kagglebert.core.runs import reader
+    from kagglebert.notebook import environment, profiles
+    from kagglebert.stages import pipeline
+
+    monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    cfg = profiles.variants(profiles.load("quick", [f"data.dir={sample_dir}", f"model.name={tiny_model_dir}", "data.max_rows=120",
+                                                    "data.n_folds=2", "train.epochs=1", f"run.runs_dir={tmp_path}"]))["FiT"]
+    seen = tmp_path / "ranks"
+    seen.mkdir()
+
+    def recording_fit(config):  # which process ran the stage, under which world size
+        (seen / f"{os.getpid()}").write_text(f"{os.environ.get('RANK', '-')}/{os.environ.get('WORLD_SIZE', '1')}")
+        return pipeline.fit(config)
+
+    metrics = environment.launch(recording_fit, cfg, num_processes=2)
+    assert sorted(p.read_text() for p in seen.iterdir()) == ["-/1", "0/2", "1/2"]  # two workers, then the notebook reads back
+    assert metrics == json.loads(reader(cfg).metrics_path.read_text())
+    assert all(reader(cfg).fold_complete(k) for k in range(2))
+    assert not dist.is_initialized()  # the notebook's own process never joined a process group

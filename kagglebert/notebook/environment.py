@@ -47,11 +47,20 @@ COMPETITION_TRAIN_ROWS = 159_571
 COMPETITION_TEST_ROWS = 153_164
 
 
+def fork_safe_cuda_checks() -> None:
+    """Make torch's "is there a GPU?" checks in this process go through NVML. The default check
+    (cudaGetDeviceCount) initialises the CUDA driver, and a process that has done so cannot fork
+    workers that use CUDA — which is what `launch` does. torch documents this switch for exactly
+    that case; it only changes how availability is detected."""
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
+
 def gpu_count() -> int:
-    """CUDA devices visible, without initialising CUDA in this process."""
+    """CUDA devices visible, without initialising CUDA in this process (NVML-based count)."""
     import torch
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    fork_safe_cuda_checks()
+    return torch.cuda.device_count()
 
 
 # --- the measuring child -----------------------------------------------------------------------

@@ -100,6 +100,7 @@ def load(profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) ->
     KAGGLEBERT_OVERRIDES are applied (each `section.key=value`, checked like `--set`). A profile
     in NEEDS_COMPETITION_DATA without `data.dir` gets the folder where the competition's files
     were found, or stops with one line saying what to attach."""
+    environment.fork_safe_cuda_checks()  # before anything asks torch about GPUs: launch must be able to fork
     name = os.environ.get(PROFILE_ENV) or profile
     if name not in PROFILES:
         raise ConfigError(f"profile {name!r}: choose one of {', '.join(PROFILES)}")
@@ -155,10 +156,15 @@ def train_run(cfg: Config) -> dict | None:
     """Everything a run's classifier needs, reusing what is complete (`pipeline.fit`): a finished
     run is read back without touching its LM stage; otherwise the missing stages run, on every
     GPU when the machine has several (`environment.launch`)."""
-    run = open_run(cfg)  # refuses a different config under this name
-    if run.metrics_path.is_file():
-        log.info("train: reusing %s", run.metrics_path)
-        return read_json(run.metrics_path)
+    finished = reader(cfg).metrics_path
+    if finished.is_file():
+        # the same config and inputs, or a one-line refusal; write=False takes no lock, so nothing
+        # here stands in the way of the stage's own processes
+        open_run(cfg, write=False)
+        log.info("train: reusing %s", finished)
+        return read_json(finished)
+    if cfg.model.kind != "transformer":  # the logistic-regression baselines run in one process
+        return pipeline.fit(cfg)
     return environment.launch(pipeline.fit, cfg)
 
 
