@@ -141,6 +141,12 @@ def remove_data(name: str):
     return prepare
 
 
+def train_csv_is_a_folder(ctx: Context) -> list[str]:
+    (ctx.data / "train.csv").unlink()
+    (ctx.data / "train.csv").mkdir()
+    return []
+
+
 def model_without(*names: str):
     def prepare(ctx: Context) -> list[str]:
         for name in names:
@@ -220,6 +226,9 @@ CASES: dict[str, Case] = {
     "unknown key": Case(("--set train.lrr=1e-4: unknown key 'train.lrr'",), setting("train.lrr=1e-4")),
     "wrong type": Case(("train.epochs must be int, got str 'two'",), setting("train.epochs=two")),
     "bad choice": Case(("model.truncation = 'middle'; choose one of",), setting("model.truncation=middle")),
+    "unknown task": Case(("run.task = 'jigsaw-2077': known tasks are jigsaw-toxic-2018",), setting("run.task=jigsaw-2077")),
+    "negative lm epochs": Case(("lm.epochs = -1",), setting("lm.epochs=-1")),
+    "negative fold_seed": Case(("data.fold_seed = -3",), setting("data.fold_seed=-3")),
     # ---- the device ----
     "device tpu": Case(("run.device = 'tpu'",), setting("run.device=tpu")),
     "device cuda without a GPU": Case(("run.device = 'cuda': no CUDA GPU",), setting("run.device=cuda"),
@@ -243,6 +252,8 @@ CASES: dict[str, Case] = {
     "config missing": Case(("nope.toml: config file not found",), lambda ctx: ["--config", str(ctx.tmp / "nope.toml")]),
     # ---- the data files ----
     "data.dir missing": Case(("data.dir = ", "no-such-data': no such folder"), missing_data_dir),
+    "data.dir is a file": Case(("data.dir = ", "train.csv': no such folder"), lambda ctx: ["--set", f"data.dir={ctx.data / 'train.csv'}"]),
+    "train.csv is a folder": Case(("{data}/train.csv: file not found",), train_csv_is_a_folder),
     "missing column": Case(("{data}/train.csv: row 0 (header), column 'toxic': missing",), edit_csv("train.csv", lambda f: f.drop(columns="toxic", inplace=True))),
     "duplicate id": Case(("{data}/train.csv: row 8, column 'id': duplicate id",), edit_csv("train.csv", lambda f: f.__setitem__("id", f["id"].where(f.index != 7, f["id"][2])))),
     "label 2": Case(("{data}/train.csv: row 5, column 'obscene': value '2' is not 0 or 1",), edit_csv("train.csv", set_cell(4, "obscene", "2"))),
