@@ -285,3 +285,68 @@ def test_the_two_arms_differ_only_in_the_lm_stage(monkeypatch):
     fit, itpt = (flat(arms[k].to_dict()) for k in ("FiT", "ITPT-FiT"))
     assert {k for k in fit if fit[k] != itpt[k]} == {"run.name", "lm.epochs"}
     assert (fit["lm.epochs"], itpt["run.name"]) == (0, "quick-itpt") and itpt["lm.epochs"] > 0
+
+
+# --- the notebook helpers' numbers and figures -----------------------------------------------------
+
+def test_threshold_table_counts_precision_and_recall():
+    import numpy as np
+
+    from kagglebert.notebook import report
+
+    oof = report.OOF(["a"], np.array([[1], [1], [0], [0]], dtype=float), np.array([[0.9], [0.4], [0.6], [0.1]]))
+    table = report.threshold_table(oof, thresholds=(0.5, 0.95))
+    assert table.loc[("a", 0.5)].to_dict() == {"positives": 2, "flagged": 2, "precision": 0.5, "recall": 0.5}
+    assert table.loc[("a", 0.95), "flagged"] == 0 and np.isnan(table.loc[("a", 0.95), "precision"])
+
+
+def test_ranking_uses_the_nested_score_and_flags_weak_transformers():
+    from kagglebert.notebook import report
+
+    runs = {"itpt": {"oof_auc": 0.90}, "tfidf": {"oof_auc": 0.93},
+            "blend": {"oof_auc": 0.95, "oof_auc_nested": 0.91, "members": ["itpt", "tfidf"], "method": "weighted"}}
+    scores = report.run_scores(runs)
+    assert list(scores.index) == ["tfidf", "blend", "itpt"]  # the blend's 0.95 flatters it; 0.91 ranks it
+    flags = report.health_flags({"itpt": runs["itpt"], "weak": {"oof_auc": 0.55}}, {"tfidf": runs["tfidf"]})
+    assert len(flags) == 2
+    assert flags[0].startswith("itpt: OOF AUC 0.9000 is below the tfidf baseline (0.9300)") and "pooling" in flags[0]
+    assert flags[1].startswith("weak: OOF AUC 0.5500 is near chance")
+    assert report.health_flags({"itpt": {"oof_auc": 0.97}}, {"tfidf": runs["tfidf"]}) == []
+    assert report.submission_warnings("jigsaw-toxic-2018", 153_164, "x.csv") == []
+    assert "600 rows; the competition's test set has 153,164" in report.submission_warnings("jigsaw-toxic-2018", 600, "x.csv")[0]
+
+
+def test_figures_say_what_they_show():
+    import numpy as np
+    import pandas as pd
+
+    from kagglebert.notebook import plots
+
+    labels = ["toxic", "threat"]
+    table = pd.DataFrame({"weight": [0.6, 0.4, None], "OOF AUC": [0.97, 0.95, 0.975], "toxic": [0.96, 0.95, 0.97],
+                          "threat": [0.98, 0.94, 0.985]}, index=["bert", "tfidf", "blend (weighted)"])
+    ax = plots.blend_per_label(table).axes[0]
+    assert ax.get_ylim()[0] == 0.5 and all(bar.get_y() == 0.5 for bar in ax.patches)  # bars start at chance
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # outside the axes: it hides no bar
+
+    cooccurrence = pd.DataFrame([[1.0, 0.05], [1.0, 1.0]], index=labels, columns=labels)
+    ax = plots.label_cooccurrence(cooccurrence, pd.Series({"toxic": 400, "threat": 3})).axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert "1.00\n3/3" in texts and "0.05" in texts  # the 3-comment row shows its counts
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["toxic (n=400)", "threat (n=3)"]
+
+    metrics = {"train_blocks": 64, "perplexity_before": 100.0, "perplexity_after": 50.0,
+               "epochs": [{"epoch": 1, "loss_curve": [5.0, 4.0, 3.5, 3.0]}]}
+    cfg = type("Cfg", (), {"lm": type("LM", (), {"batch_size": 16})(), "train": type("T", (), {"log_every": 1})()})()
+    ax = plots.lm_loss_curve(metrics, cfg).axes[0]
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3, 4] and "per step" in ax.get_title()
+
+    ax = plots.lr_schedule(np.array([1e-5, 2e-5, 1.5e-5, 1e-5, 0.5e-5])).axes[0]
+    assert "warm-up: 2 of 5 steps" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.lines[0].get_ydata()[0] == 0.0  # from 0 before the first step
+
+    lengths = pd.DataFrame({"split": ["train"] * 3 + ["test"] * 2, "chars": [10, 100, 5000, 20, 30], "tokens": [3, 30, 1500, 6, 8]})
+    fig = plots.comment_lengths(lengths)
+    assert all(ax.get_xscale() == "log" for ax in fig.axes)
+    assert max(p.get_x() + p.get_width() for p in fig.axes[1].patches) > 1500  # nothing clipped

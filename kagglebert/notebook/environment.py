@@ -148,7 +148,6 @@ def measure(cfg: Config) -> dict:
     model.eval()
     out["predict_batch_s"] = _timed(predict_step, device)
     out["predict_batch"] = len(eval_rows)
-    del model, optimizer
     if cfg.lm.epochs > 0:
         blocks = pack_blocks(whole, cfg.lm.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
         if len(blocks):
