@@ -667,3 +667,20 @@ def test_na_like_ids_go_through_a_whole_run(ctx, capsys):
     assert {"NA", "null"} <= set(read_raw_csv(run / "oof.csv")["id"])
     assert read_raw_csv(run / "test_pred.csv")["id"].tolist()[:2] == ["NA", "None"]
     assert read_raw_csv(ctx.work / "submissions" / "demo.csv")["id"].tolist()[:2] == ["NA", "None"]
+
+
+@pytest.mark.parametrize("file, content, fragment", [
+    ("inputs.json", "{not json", "inputs.json: unreadable"),
+    ("config.toml", "[run\n", "config.toml: not valid TOML"),
+    ("folds.csv", "id,fold\nnope,0\n", "folds.csv: does not match the training data"),
+])
+def test_a_damaged_run_folder_is_one_line(made_run, ctx, capsys, file, content, fragment):
+    (made_run / file).write_text(content)
+    before = snapshot(ctx.work)
+    code, _, err = call_cli(base_args(ctx, "train"), capsys)
+    assert code == 2
+    assert_one_error_line(err, [f"{made_run / file}", fragment.split(": ", 1)[1]], whole=True)
+    after = snapshot(ctx.work)
+    if file == "folds.csv":  # found once the stage runs: only the lock's pid was written meanwhile
+        before.pop("runs/demo/.lock"), after.pop("runs/demo/.lock")
+    assert after == before

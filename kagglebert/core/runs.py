@@ -306,8 +306,9 @@ def open_run(cfg: Config, write: bool = True) -> Run:
         # checked again under the lock: another process may have written this run meanwhile
         check_config_unchanged(folder, cfg)
         run.inputs = merged = check_inputs_unchanged(folder, inputs)
-    write_atomic(run.config_path, config_mod.dumps(cfg))
-    write_atomic(run.inputs_path, checks.dumps_inputs(merged))
+    for path, text in ((run.config_path, config_mod.dumps(cfg)), (run.inputs_path, checks.dumps_inputs(merged))):
+        if not (path.is_file() and path.read_text(encoding="utf-8") == text):  # a reopened run: untouched
+            write_atomic(path, text)
     return run
 
 
