@@ -684,3 +684,18 @@ def test_a_damaged_run_folder_is_one_line(made_run, ctx, capsys, file, content, 
     if file == "folds.csv":  # found once the stage runs: only the lock's pid was written meanwhile
         before.pop("runs/demo/.lock"), after.pop("runs/demo/.lock")
     assert after == before
+
+
+def test_the_lm_store_is_keyed_by_the_input_files(ctx):
+    """Other rows under the same data.dir (or other weights under the same model.name) get their
+    own LM stage output; asking where it is writes nothing."""
+    from kagglebert.core import config, runs
+
+    cfg = config.load("demo", small_run_overrides(ctx.data, ctx.model, ctx.work, **{"lm.epochs": 1})[1::2])
+    first = runs.reader(cfg).lm_dir
+    assert runs.reader(cfg).lm_dir == first  # stable
+    frame = read_raw_csv(ctx.data / "train.csv")
+    frame.iloc[::-1].to_csv(ctx.data / "train.csv", index=False)
+    second = runs.reader(cfg).lm_dir
+    assert second != first and second.parent == first.parent == ctx.work / "runs" / "_lm"
+    assert not (ctx.work / "runs").exists()
