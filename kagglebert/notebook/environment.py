@@ -71,8 +71,9 @@ def _memory(device) -> dict:
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
         return {"name": torch.cuda.get_device_name(device), "memory_gb": total / 2**30, "free_gb": free / 2**30}
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {"name": f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)", "memory_gb": total / 2**30, "free_gb": None}
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # system memory, which MPS shares
+    name = "Apple MPS (unified memory)" if device.type == "mps" else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    return {"name": name, "memory_gb": total / 2**30, "free_gb": None}
 
 
 def _timed(step, device) -> float:
