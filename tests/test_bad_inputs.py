@@ -699,3 +699,29 @@ def test_the_lm_store_is_keyed_by_the_input_files(ctx):
     second = runs.reader(cfg).lm_dir
     assert second != first and second.parent == first.parent == ctx.work / "runs" / "_lm"
     assert not (ctx.work / "runs").exists()
+
+
+def test_ctrl_c_in_a_real_run_is_one_line_and_exit_130(ctx):
+    """SIGINT once EDA is done (so it lands in the LM stage or training): exit 130, the last line
+    says how to resume, no traceback."""
+    import signal
+
+    args = base_args(ctx, "run", **{"lm.include_test": "false"})
+    proc = subprocess.Popen([sys.executable, "-m", "kagglebert", *map(str, args)], env=cli_env(),
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("eda: "):
+                time.sleep(0.5)
+                proc.send_signal(signal.SIGINT)
+                break
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    stderr = "".join(lines) + rest
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted") and "rerun the same command to resume" in last, last
