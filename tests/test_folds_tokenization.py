@@ -153,3 +153,18 @@ def test_tokenize_cache_is_loaded_not_recomputed(tokenizer, data, tmp_path, monk
             tokenize(tokenizer, texts, **changed)
     with pytest.raises(AssertionError, match="re-tokenized"):
         tokenize(tokenizer, texts[:99] + [texts[99] + "!"], **args)
+
+
+def test_a_damaged_cache_entry_is_recomputed(tokenizer, tmp_path, caplog):
+    import logging
+
+    texts = ["a damaged cache", "must not be a traceback"]
+    first = tokenize(tokenizer, texts, max_length=16, truncation="head", cache_dir=tmp_path)
+    (entry,) = (tmp_path / "tokens").glob("*.npz")
+    entry.write_bytes(b"not an npz")
+    with caplog.at_level(logging.WARNING, logger="kagglebert"):
+        again = tokenize(tokenizer, texts, max_length=16, truncation="head", cache_dir=tmp_path)
+    assert "unreadable cache entry (" in caplog.text
+    np.testing.assert_array_equal(again.flat, first.flat)
+    with np.load(entry) as stored:  # rewritten whole
+        np.testing.assert_array_equal(stored["flat"], first.flat)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,8 +148,11 @@ def tokenize(
     key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{mode_key.replace('+', '_')}-{texts_hash(texts)}"
     path = Path(cache_dir) / "tokens" / f"{key}.npz"
     if path.is_file():
-        with np.load(path) as stored:
-            return TokenizedTexts(stored["flat"], stored["offsets"], stored["full_lengths"])
+        try:
+            with np.load(path) as stored:
+                return TokenizedTexts(stored["flat"], stored["offsets"], stored["full_lengths"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # damaged by hand or by a full disk elsewhere
+            log.warning("%s: unreadable cache entry (%s); tokenizing again", path, type(err).__name__)
     result = _encode(tokenizer, texts, max_length, truncation, head_tokens)
     # the temporary name ends in .npz, so np.savez keeps it; an interrupted write leaves no entry
     write_atomic(path, lambda tmp: np.savez(tmp, flat=result.flat, offsets=result.offsets, full_lengths=result.full_lengths))
