@@ -288,3 +288,24 @@ def test_notebook_05_predicts_from_an_export(exported, sample_dir, tmp_path, mon
     code, out, err = run_in_process(capsys, "predict", "--run", dest / "runs" / name, "--input", sample_dir / "test.csv", "--output", expected)
     assert code == 0, err
     assert (working / "submission.csv").read_bytes() == expected.read_bytes()
+
+
+def test_the_test_file_on_kaggle_is_the_competitions_never_the_bundled_sample(trained, tmp_path, monkeypatch, sample_dir):
+    from kagglebert.core.errors import ConfigError
+    from kagglebert.core.paths import BUNDLED_SAMPLE
+    from kagglebert.stages.predict import competition_test_file, locate_run
+
+    runs_dir, name = trained("fp16")
+    run = locate_run(name, runs_dir)
+    assert competition_test_file(run) == sample_dir / "test.csv"  # the run's data.dir, when it is here
+    run.cfg.data.dir = str(tmp_path / "gone")  # trained on another machine
+    monkeypatch.setenv("KAGGLEBERT_KAGGLE_INPUT", str(tmp_path / "no-inputs"))
+    assert competition_test_file(run) == BUNDLED_SAMPLE / "test.csv"  # a clone: the bundled sample
+    inputs = tmp_path / "input"
+    (inputs / "my-export").mkdir(parents=True)
+    monkeypatch.setenv("KAGGLEBERT_KAGGLE_INPUT", str(inputs))  # Kaggle without the competition attached
+    with pytest.raises(ConfigError, match="add the competition as an input"):
+        competition_test_file(run)
+    attached = inputs / "jigsaw-toxic-comment-classification-challenge"
+    shutil.copytree(sample_dir, attached)
+    assert competition_test_file(run) == attached / "test.csv"

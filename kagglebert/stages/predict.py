@@ -41,12 +41,12 @@ from ..core.checkpoint import load_classifier, read_meta
 from ..core.config import Config
 from ..core.data import check_test_ids, check_unique_ids, find_file, read_csv
 from ..core.engine import resolve_device, resolve_precision
-from ..core.paths import find_data_dir
+from ..core.paths import BUNDLED_SAMPLE, find_data_dir, kaggle_input
 from ..core.errors import ConfigError, DataError, RunError
 from ..core.modeling import Classifier, predict as predict_rows
 from ..core.runs import Run, read_run
 from ..core.tokenization import tokenize, tokenizer_fingerprint
-from .submit import Submission, build_submission, kaggle_command, write_new
+from .submit import SAMPLE_RUN_NOTE, Submission, build_submission, kaggle_command, write_new
 
 log = logging.getLogger("kagglebert")
 
@@ -272,16 +272,21 @@ class Prediction:
         """What the CLI prints."""
         what = "reusing" if self.reused else "wrote"
         if self.submission is not None:
-            return (f"submission: {self.output} ({what}; {len(self.frame)} rows checked against {self.sample_path})\n"
+            note = "; the bundled sample's test rows: Kaggle would reject it" if self.submission.sample_run else ""
+            return (f"submission: {self.output} ({what}; {len(self.frame)} rows checked against {self.sample_path}{note})\n"
                     f"submit with: {self.submission.command}")
         return f"predictions: {self.output} ({what}; {len(self.frame)} rows × {len(self.frame.columns)} columns)"
 
 
 def competition_test_file(run: Run) -> Path:
     """The competition's test file for `run`: in its data.dir when that folder is here, else where
-    the competition's files are found (the Kaggle inputs), else the bundled sample's."""
+    the competition's files are found under the Kaggle inputs; off Kaggle the bundled sample's.
+    On Kaggle a missing competition is a one-line error saying what to attach: a code competition
+    must never get the bundled sample's 600 rows."""
     configured = run.cfg.data.dir
-    folder = find_data_dir(configured if configured and Path(configured).expanduser().is_dir() else "", run.task.competition_slug)
+    if configured and Path(configured).expanduser().is_dir():
+        return find_file(Path(configured).expanduser(), run.task.test_file)
+    folder = find_data_dir("", run.task.competition_slug, require_competition=kaggle_input().is_dir())
     return find_file(folder, run.task.test_file)
 
 
@@ -320,8 +325,10 @@ def score_inputs(model: TrainedRun, inputs: InputTexts, found: tuple[Path, pd.Da
     sample_path, sample = found
     frame = build_submission(frame, inputs.path, sample, task)
     reused = write_new(frame, out_path)  # the submit stage's writer: same format, same refusal
-    command = kaggle_command(task.competition_slug, out_path, f"kagglebert {run.dir.name} (predict)")
-    return Prediction(out_path, frame, reused, seconds, Submission(out_path, frame, reused, command), sample_path)
+    sample_run = inputs.path.resolve().is_relative_to(BUNDLED_SAMPLE.resolve())
+    message = f"kagglebert {run.dir.name} (predict{', ' + SAMPLE_RUN_NOTE if sample_run else ''})"
+    command = kaggle_command(task.competition_slug, out_path, message)
+    return Prediction(out_path, frame, reused, seconds, Submission(out_path, frame, reused, command, sample_run), sample_path)
 
 
 def main(run: str, input_path: str, output: str | None = None, runs_dir: str = "runs", device: str = "auto",
