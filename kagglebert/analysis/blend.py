@@ -97,9 +97,9 @@ def load_member(run: Run, task: TaskSpec, train_ids: np.ndarray) -> Member:
 
 def blend_run(first: Run, runs_dir: str, name: str) -> Run:
     """The blend's own folder. A blend is a run without a config: its folder holds a run's outputs
-    (oof.csv, test_pred.csv, folds.csv, metrics.json — `Run` names them), so whatever reads a run's
-    predictions reads a blend's; it has no config.toml, because it was fitted on other runs'
-    predictions rather than trained, so it cannot be retrained or blended again as a member."""
+    (oof.csv, test_pred.csv, folds.csv, metrics.json), laid out and named by `Run` like any run's.
+    It has no config.toml: it was fitted on other runs' predictions, not trained, so `read_run`
+    refuses it and it cannot be retrained or be a member of another blend."""
     return Run(first.cfg.replace(run={"name": name, "runs_dir": runs_dir}), run_dir(runs_dir, name), first.task)
 
 
@@ -269,7 +269,8 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     }
     write_json(out.metrics_path, metrics)
     submission = submit_predictions(out.test_pred_path, task, first.cfg.data.dir, Path(submissions_dir) / f"{name}.csv",
-                                    f"kagglebert blend {name} ({method}: {' '.join(runs)}): OOF AUC {scored['score']:.4f}")
+                                    f"kagglebert blend {name} ({method}: {' '.join(runs)}): OOF AUC {scored['score']:.4f}",
+                                    sample=data.sample_submission, sample_run=data.sample_run)
     metrics["submission"] = str(submission.path)
 
     print_table([(m.name, member_scores[m.name]["score"], float(w.mean())) for m, w in zip(members, weights)]
