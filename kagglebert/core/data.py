@@ -115,12 +115,21 @@ def _first_undecodable(frame: pd.DataFrame, header: list[str], path: Path) -> Da
 
 
 def _too_many_fields(body: bytes, header: list[str], path: Path) -> DataError:
+    """The first row with more fields than the header, as a DataError whose `row` is set (0 when
+    the csv module finds none, or cannot parse the file either)."""
     records = csv.reader(io.StringIO(body.decode("utf-8", errors="surrogateescape")))
-    next(records)
-    for row, record in enumerate(records, start=1):
-        if len(record) > len(header):
-            return DataError(f"{path}: row {row}: {len(record)} fields, the header has {len(header)} (a comma outside quotes?)")
-    return DataError(f"{path}: a row has more fields than the header's {len(header)}")
+    try:
+        next(records)
+        for row, record in enumerate(records, start=1):
+            if len(record) > len(header):
+                error = DataError(f"{path}: row {row}: {len(record)} fields, the header has {len(header)} (a comma outside quotes?)")
+                error.row = row
+                return error
+    except csv.Error:
+        pass
+    error = DataError(f"{path}: a row has more fields than the header's {len(header)}")
+    error.row = 0
+    return error
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
@@ -148,6 +157,9 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
     except pd.errors.ParserWarning:
         raise _too_many_fields(body, header, path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        located = _too_many_fields(body, header, path)
+        if located.row:  # pandas counts lines; a comment spanning lines makes that a different number
+            raise located from None
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
     if not valid:
