@@ -114,22 +114,23 @@ def _first_undecodable(frame: pd.DataFrame, header: list[str], path: Path) -> Da
     return DataError(f"{path}: row {row + 1}, column {column!r}: not UTF-8 (byte 0x{byte:02x}); save the file as UTF-8")
 
 
-def _too_many_fields(body: bytes, header: list[str], path: Path) -> DataError:
-    """The first row with more fields than the header, as a DataError whose `row` is set (0 when
-    the csv module finds none, or cannot parse the file either)."""
+def _first_long_row(body: bytes, header: list[str]) -> tuple[int, int] | None:
+    """(row, fields) of the first row with more fields than the header; None when the csv module
+    finds none (or cannot parse the file either)."""
     records = csv.reader(io.StringIO(body.decode("utf-8", errors="surrogateescape")))
     try:
         next(records)
         for row, record in enumerate(records, start=1):
             if len(record) > len(header):
-                error = DataError(f"{path}: row {row}: {len(record)} fields, the header has {len(header)} (a comma outside quotes?)")
-                error.row = row
-                return error
+                return row, len(record)
     except csv.Error:
         pass
-    error = DataError(f"{path}: a row has more fields than the header's {len(header)}")
-    error.row = 0
-    return error
+    return None
+
+
+def _long_row_error(path: Path, header: list[str], found: tuple[int, int]) -> DataError:
+    row, fields = found
+    return DataError(f"{path}: row {row}: {fields} fields, the header has {len(header)} (a comma outside quotes?)")
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, str]:
@@ -155,11 +156,14 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
             frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_filter=False, index_col=False,
                                 encoding="utf-8", encoding_errors="surrogateescape")
     except pd.errors.ParserWarning:
-        raise _too_many_fields(body, header, path) from None
+        found = _first_long_row(body, header)
+        if found is None:
+            raise DataError(f"{path}: a row has more fields than the header's {len(header)}") from None
+        raise _long_row_error(path, header, found) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        located = _too_many_fields(body, header, path)
-        if located.row:  # pandas counts lines; a comment spanning lines makes that a different number
-            raise located from None
+        found = _first_long_row(body, header)
+        if found is not None:  # pandas counts lines; a comment spanning lines makes that a different number
+            raise _long_row_error(path, header, found) from None
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
     if not valid:
