@@ -725,3 +725,22 @@ def test_ctrl_c_in_a_real_run_is_one_line_and_exit_130(ctx):
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("interrupted") and "rerun the same command to resume" in last, last
+
+
+def test_the_same_files_in_another_folder_are_the_same_run(made_run, ctx, capsys):
+    """A run is bound to its files' content, not their folder: moved data (a clone vs an attached
+    Kaggle input) reopens the run and shares its LM stage output; other content does not."""
+    from kagglebert.core import config, runs
+
+    moved = ctx.tmp / "moved-data"
+    shutil.copytree(ctx.data, moved)
+    before = runs.read_run(ctx.work / "runs", "demo").lm_dir
+    code, _, err = call_cli(base_args(ctx, "eda") + ["--set", f"data.dir={moved}"], capsys)
+    assert code == 0, err[-3000:]
+    cfg = config.load("demo", small_run_overrides(moved, ctx.model, ctx.work)[1::2])
+    assert runs.reader(cfg).lm_dir == before
+    frame = read_raw_csv(moved / "test.csv")
+    frame.loc[0, "comment_text"] = "edited"
+    frame.to_csv(moved / "test.csv", index=False)
+    code, _, err = call_cli(base_args(ctx, "eda") + ["--set", f"data.dir={moved}"], capsys)
+    assert code == 2 and "made from other inputs (test.csv: sha256" in err

@@ -51,9 +51,10 @@ from .tasks import TaskSpec, get_task
 
 log = logging.getLogger("kagglebert")
 
-# keys that do not change what a run computes
+# keys that do not change what a run computes. data.dir is one: inputs.json binds the run to the
+# files' content, so the same files found elsewhere (a clone vs /kaggle/input) are the same run
 NEUTRAL_KEYS = {
-    "run.device", "run.progress", "run.runs_dir", "data.cache_dir",
+    "run.device", "run.progress", "run.runs_dir", "data.cache_dir", "data.dir",
     "train.log_every", "train.eval_batch_size", "train.folds", "submit.dir", "submit.name", "eda.examples_per_label",
 }
 
@@ -72,7 +73,11 @@ def lm_key(cfg: Config, inputs: dict | None = None) -> str:
     the data files' and the checkpoint's fingerprints are part of it, so other data or another
     checkpoint under the same paths never reuses a stale LM."""
     values = flat(cfg.to_dict())
-    picked = {k: values[k] for k in LM_KEY_FIELDS} | {k: v for k, v in values.items() if k.startswith("lm.")}
+    fields = LM_KEY_FIELDS
+    if inputs:
+        # the data files' content replaces their folder: the same files elsewhere share the LM
+        fields = tuple(k for k in LM_KEY_FIELDS if k != "data.dir")
+    picked = {k: values[k] for k in fields} | {k: v for k, v in values.items() if k.startswith("lm.")}
     if inputs:
         picked["inputs"] = {"data": inputs.get("data"), "model": (inputs.get("model") or {}).get("files")}
     text = json.dumps(picked, sort_keys=True, default=str)
