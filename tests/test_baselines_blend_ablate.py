@@ -237,14 +237,13 @@ def test_ablate_needs_an_lm_length(sample_dir, tmp_path, capsys):
     assert code == 2 and "lm.epochs" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # about 13 s: 231 weight vectors × 6 labels × 3 folds, twice
 def test_nested_blend_weights_never_see_the_fold_they_score():
     """Scrambling one fold's labels changes the weights chosen for the other folds, never the
     blended predictions of that fold itself."""
     rng = np.random.default_rng(0)
     rows = 300
     labels = (rng.random((rows, len(LABELS))) < 0.3).astype(np.float32)
-    members = [blend.scaled_ranks(labels + rng.normal(0, s, labels.shape)) for s in (0.5, 1.0, 2.0)]
+    members = [blend.scaled_ranks(labels + rng.normal(0, s, labels.shape)) for s in (0.5, 1.0)]
     fold_of = np.arange(rows) % 3
     before = blend.nested_oof("per-label", members, labels, JIGSAW_TOXIC_2018, fold_of)
     scrambled = labels.copy()
