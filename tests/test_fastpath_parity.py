@@ -196,6 +196,7 @@ def test_a_diverging_learning_rate_stops_within_log_every_steps(tiny_model_dir, 
     assert "\n" not in message
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before")  # the scaler skipped the inf step, as it should
 def test_a_non_finite_loss_in_fp16_suggests_bf16_or_fp32():
     model = torch.nn.Linear(4, 1)
     loader = CountingLoader([{"input_ids": torch.ones(2, 4), "attention_mask": torch.ones(2, 4)} for _ in range(10)])

@@ -292,7 +292,10 @@ def fit(
     scheduler = make_scheduler(optimizer, epochs * math.ceil(len(loader) / grad_accum), warmup_ratio, schedule, stlr_ratio)
     training = Training(model, optimizer, scheduler, make_scaler(device, precision))
     if resume_state is not None:
-        training.load_resume_state(resume_state)
+        try:
+            training.load_resume_state(resume_state)
+        except (KeyError, ValueError, RuntimeError) as err:  # saved by another version, for other parameters
+            raise RunError(f"{desc}: the saved training state does not fit this model and optimizer ({str(err).splitlines()[0]})") from None
     train_module, train_loss = distributed.wrap(model, compute_loss, device)  # DDP under torchrun, else as is
     ran = []
     for epoch in range(start_epoch, epochs):

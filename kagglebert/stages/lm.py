@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from ..core import distributed
@@ -148,8 +150,12 @@ def main(cfg: Config) -> dict:
         log.info("lm: held-out perplexity before: %.1f", progress["perplexity_before"])
         resume_state = None
     else:
-        load_model(model, str(saved_state / "model.safetensors"), device=str(device))
-        resume_state = torch.load(saved_state / "training_state.pt", map_location="cpu", weights_only=True)
+        try:
+            load_model(model, str(saved_state / "model.safetensors"), device=str(device))
+            resume_state = torch.load(saved_state / "training_state.pt", map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, SafetensorError, pickle.UnpicklingError) as err:
+            raise RunError(f"{saved_state}: cannot resume the LM stage from it ({str(err).splitlines()[0]}); "
+                           f"delete it to start the LM stage over") from None
         log.info("lm: resuming after epoch %d of %d from %s", progress["epochs_done"], lm.epochs, saved_state)
 
     def end_of_epoch(epoch: int, stats, training: Training) -> None:
