@@ -42,7 +42,8 @@ from .kfold import assemble, save_fold, start_checkpoint
 log = logging.getLogger("kagglebert")
 
 
-def train_fold(run: Run, fold: int, train_rows: np.ndarray, valid_rows: np.ndarray, tokens, test_tokens, labels: np.ndarray, checkpoint: str, tokenizer) -> dict:
+def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.ndarray, tokens, test_tokens, labels: np.ndarray,
+               checkpoint: str, tokenizer) -> dict:
     """Train on `train_rows`, keep the best epoch by the task's score on `valid_rows`, save its
     weights (with `train.save_models`); returns that epoch's validation and test predictions plus
     the fold's record."""
@@ -118,8 +119,8 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
     fold_of = folds["fold"].to_numpy()
     for fold in todo:
         began = time.perf_counter()
-        result = train_fold(run, fold, np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold),
-                            tokens, test_tokens, labels, checkpoint, tokenizer)
+        result = train_fold(run, fold, train_rows=np.flatnonzero(fold_of != fold), valid_rows=np.flatnonzero(fold_of == fold),
+                            tokens=tokens, test_tokens=test_tokens, labels=labels, checkpoint=checkpoint, tokenizer=tokenizer)
         if distributed.is_main():
             save_fold(run, data, fold, np.flatnonzero(fold_of == fold), result["valid_pred"], result["test_pred"],
                       {**result["record"], "wall_seconds": time.perf_counter() - began})
