@@ -744,3 +744,33 @@ def test_the_same_files_in_another_folder_are_the_same_run(made_run, ctx, capsys
     frame.to_csv(moved / "test.csv", index=False)
     code, _, err = call_cli(base_args(ctx, "eda") + ["--set", f"data.dir={moved}"], capsys)
     assert code == 2 and "made from other inputs (test.csv: sha256" in err
+
+
+def test_a_read_only_submissions_folder_is_one_line(made_run, ctx, capsys, monkeypatch):
+    """EROFS when the submission is linked into place (a read-only mount): one line naming the
+    file, no temporary file left, the run folder untouched."""
+    from kagglebert.core import atomic
+
+    sample = read_raw_csv(ctx.data / "sample_submission.csv")
+    test_ids = set(runs_test_ids(made_run))
+    pred = sample[sample["id"].isin(test_ids)].copy()
+    pred.iloc[:, 1:] = "0.5"
+    pred.to_csv(made_run / "test_pred.csv", index=False)
+    before = snapshot(made_run)
+
+    def read_only(src, dst, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+
+    monkeypatch.setattr(atomic.os, "link", read_only)
+    code, out, err = call_cli(base_args(ctx, "submit"), capsys)
+    assert code == 2
+    target = ctx.work / "submissions" / "demo.csv"
+    assert_one_error_line(err, [f"error: {target}: cannot write: Read-only file system"], whole=True)
+    assert list((ctx.work / "submissions").iterdir()) == []
+    assert snapshot(made_run) == before
+
+
+def runs_test_ids(run_folder: Path) -> list[str]:
+    from kagglebert.core.runs import read_run
+
+    return read_run(run_folder.parent, run_folder.name).load_data().test["id"].tolist()
