@@ -177,3 +177,16 @@ def test_ctrl_c_in_the_lm_stage_names_the_epoch(data_dir, tiny_model_dir, tmp_pa
     assert proc.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == "interrupted in LM epoch 2; rerun the same command to resume"
     assert "Traceback" not in err
+
+
+def test_a_saved_lm_state_for_another_corpus_is_not_resumed(tmp_path, caplog):
+    from kagglebert.core.atomic import write_json
+    from kagglebert.stages.lm import RESUME_FORMAT, load_progress
+
+    plan = {"format": RESUME_FORMAT, "epochs": 2, "train_blocks": 139, "heldout_blocks": 7}
+    assert load_progress(tmp_path, plan) is None  # nothing saved: start over
+    write_json(tmp_path / "progress.json", {**plan, "epochs_done": 1})
+    assert load_progress(tmp_path, plan)["epochs_done"] == 1
+    with caplog.at_level("WARNING", logger="kagglebert"):
+        assert load_progress(tmp_path, {**plan, "train_blocks": 140}) is None
+    assert "ignoring the saved state" in caplog.text and "train_blocks: 139 there, 140 now" in caplog.text
