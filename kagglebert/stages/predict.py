@@ -43,7 +43,7 @@ from ..core.data import check_test_ids, check_unique_ids, find_file, read_csv
 from ..core.engine import resolve_device, resolve_precision
 from ..core.paths import BUNDLED_SAMPLE, find_data_dir, kaggle_input
 from ..core.errors import ConfigError, DataError, RunError
-from ..core.modeling import Classifier, predict as predict_rows
+from ..core.modeling import Classifier, predict as model_probabilities
 from ..core.runs import Run, read_run
 from ..core.tokenization import tokenize, tokenizer_fingerprint
 from .submit import SAMPLE_RUN_NOTE, Submission, build_submission, kaggle_command, write_new
@@ -147,8 +147,8 @@ class TrainedRun:
                           head_tokens=meta["head_tokens"])
         total = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
         for model in self.models:
-            total += predict_rows(model, tokens, self.tokenizer.pad_token_id, self.batch_size, self.device,
-                                  self.precision, self.config.train.pad_multiple)
+            total += model_probabilities(model, tokens, self.tokenizer.pad_token_id, self.batch_size, self.device,
+                                         self.precision, self.config.train.pad_multiple)
         return (total / len(self.models)).astype(np.float32)
 
     def fold_table(self) -> pd.DataFrame:
