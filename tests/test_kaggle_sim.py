@@ -11,7 +11,9 @@ working folder is the fake `/kaggle/working`:
 - offline flow: each notebook alone, with the wheels, the competition files and a model folder
   (a tiny BERT, so the notebooks take seconds) attached;
 - multi-notebook flow: the notebooks in order, each in its own fresh session, with the `runs/`
-  of every earlier notebook's `/kaggle/working` attached as a dataset (read-only).
+  of every earlier notebook's `/kaggle/working` attached as a dataset (read-only); then the ITPT
+  run exported with `kagglebert export` and notebook 5 run with only that export (it carries the
+  wheels) and the competition files attached.
 """
 from __future__ import annotations
 
@@ -33,7 +35,10 @@ from kagglebert.core.paths import REPO_ROOT
 pytestmark = pytest.mark.kaggle_sim
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-NAMES = [p.stem for p in NOTEBOOKS]
+INFERENCE = "05_inference"  # runs from an exported run (`kagglebert export`), not from a profile
+STAGE_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem != INFERENCE]
+NAMES = [p.stem for p in STAGE_NOTEBOOKS]
+EXPORTED_RUN = "quick-itpt"
 COMPETITION = "jigsaw-toxic-comment-classification-challenge"
 TEST_ROWS = 200  # every fold predicts the whole test set
 CELL_TIMEOUT = 600  # a guard against a hang; a notebook on this slice takes seconds to a minute
@@ -63,13 +68,16 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 class KaggleSession:
-    """One Kaggle notebook session: a fresh machine, `kaggle/input/<dataset>` for each attached
-    folder (links, as Kaggle mounts them), an empty `kaggle/working`."""
+    """One Kaggle notebook session: a fresh machine (under `root`), `<kaggle>/input/<dataset>` for
+    each attached folder (links, as Kaggle mounts them) and an empty `<kaggle>/working`. Sessions
+    of one flow share `kaggle`, so every notebook sees the same paths, as on Kaggle (run settings
+    that name a path, like model.name, then match); a session replaces the previous one's tree."""
 
-    def __init__(self, root: Path, image: Path, inputs: dict[str, Path]):
+    def __init__(self, root: Path, kaggle: Path, image: Path, inputs: dict[str, Path]):
         self.root = root
-        self.input = root / "kaggle" / "input"
-        self.working = root / "kaggle" / "working"
+        self.input = kaggle / "input"
+        self.working = kaggle / "working"
+        shutil.rmtree(kaggle, ignore_errors=True)
         self.input.mkdir(parents=True)
         self.working.mkdir()
         for name, folder in inputs.items():
@@ -83,7 +91,7 @@ class KaggleSession:
             "lm.include_test": "false",
         }
         self.env = offline_env(
-            root / "kaggle",
+            kaggle,
             KAGGLEBERT_PROFILE="quick",
             KAGGLEBERT_OVERRIDES=" ".join(shlex.quote(f"{k}={v}") for k, v in overrides.items()),
             MPLBACKEND="module://matplotlib_inline.backend_inline",
@@ -117,6 +125,13 @@ class KaggleSession:
         client.execute(env=self.env)
         print(f"{script.name}: {time.perf_counter() - started:.1f} s")
         return notebook
+
+    def save_output(self) -> Path:
+        """`/kaggle/working` as the dataset Kaggle makes of a notebook's output (moved out of the way
+        of the next session)."""
+        saved = self.root / "output"
+        shutil.move(self.working, saved)
+        return saved
 
 
 def weights_written(folder: Path) -> list[Path]:
@@ -170,11 +185,11 @@ def test_network_is_off_in_the_sim(kaggle_image, tmp_path):
     assert refused.returncode != 0  # no index: nothing comes from PyPI
 
 
-@pytest.mark.parametrize("script", NOTEBOOKS, ids=NAMES)
+@pytest.mark.parametrize("script", STAGE_NOTEBOOKS, ids=NAMES)
 def test_offline_flow_each_notebook_alone(script, wheel_dataset, competition, kaggle_image, tiny_model_dir, tmp_path,
                                           no_real_kaggle):
     inputs = {"kagglebert-wheels": wheel_dataset, COMPETITION: competition, "tiny-bert": tiny_model_dir}
-    session = KaggleSession(tmp_path, kaggle_image, inputs)
+    session = KaggleSession(tmp_path, tmp_path / "kaggle", kaggle_image, inputs)
     before = {name: snapshot(session.input / name) for name in inputs}
     text = check_session(session, session.run(script), before)
     assert str(session.input / COMPETITION) in text, "the notebook does not say where it found the competition files"
@@ -186,20 +201,35 @@ def test_offline_flow_each_notebook_alone(script, wheel_dataset, competition, ka
 
 
 def test_multi_notebook_flow(wheel_dataset, competition, kaggle_image, tiny_model_dir, tmp_path, no_real_kaggle):
-    """Notebook N+1 gets the `runs/` of notebooks 1..N as attached datasets and reuses them."""
+    """Notebook N+1 gets the `runs/` of notebooks 1..N as attached datasets and reuses them; then
+    the ITPT run is exported (`kagglebert export`, wheels inside) and notebook 5 scores the test
+    file from that export alone, as a code competition's internet-off notebook would."""
     outputs: dict[str, Path] = {}  # dataset name → an earlier notebook's /kaggle/working
-    for script in NOTEBOOKS:
+    for script in STAGE_NOTEBOOKS:
         inputs = {"kagglebert-wheels": wheel_dataset, COMPETITION: competition, "tiny-bert": tiny_model_dir, **outputs}
-        root = tmp_path / script.stem
-        session = KaggleSession(root, kaggle_image, inputs)
+        session = KaggleSession(tmp_path / script.stem, tmp_path / "kaggle", kaggle_image, inputs)
         before = {name: snapshot(session.input / name) for name in inputs}
         text = check_session(session, session.run(script), before)
-        attached = [name for name in outputs if (session.input / name / "runs").is_dir()]
+        if script.stem in ("03_train_kfold", "04_submission"):
+            assert "attached (read-only)" in text, f"{script.stem} does not say it reused an earlier notebook's output"
         if script.stem == "03_train_kfold":  # the ITPT arm starts from notebook 2's LM instead of training one
-            assert "02_lm_finetune-output" in text, "notebook 3 does not say it reused notebook 2's LM"
             assert not weights_written(session.working / "runs" / "_lm"), "notebook 3 trained the LM again"
         if script.stem == "04_submission":  # the folds come from notebook 3: none is trained again
-            assert "03_train_kfold-output" in text, "notebook 4 does not say it reused notebook 3's runs"
-            assert not weights_written(session.working / "runs" / "quick-itpt"), "notebook 4 trained the folds again"
-        print(f"{script.stem}: attached {attached}")
-        outputs[f"{script.stem}-output"] = session.working
+            assert not weights_written(session.working / "runs" / EXPORTED_RUN), "notebook 4 trained the folds again"
+        outputs[f"{script.stem}-output"] = session.save_output()
+
+    inference = next((p for p in NOTEBOOKS if p.stem == INFERENCE), None)
+    if inference is None:
+        return
+    export = tmp_path / "export" / EXPORTED_RUN
+    notebook_4 = outputs["04_submission-output"]
+    exported = session.machine.run("-m", "kagglebert", "export", "--run", EXPORTED_RUN, "--to", str(export),
+                                   "--wheels", str(wheel_dataset), cwd=notebook_4)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    inputs = {f"{EXPORTED_RUN}-export": export, COMPETITION: competition}  # the export carries the wheels
+    session = KaggleSession(tmp_path / INFERENCE, tmp_path / "kaggle", kaggle_image, inputs)
+    before = {name: snapshot(session.input / name) for name in inputs}
+    check_session(session, session.run(inference), before)
+    submission = pd.read_csv(session.working / "submission.csv", dtype={"id": str})
+    expected = pd.read_csv(competition / "sample_submission.csv", dtype={"id": str})
+    assert list(submission.columns) == list(expected.columns) and submission["id"].tolist() == expected["id"].tolist()
