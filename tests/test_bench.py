@@ -54,17 +54,20 @@ def test_micro_run_times_every_contender_on_the_same_rows(tmp_path, monkeypatch)
     assert {(r["steps"], r["samples"], r["real_tokens"]) for r in lm} == {(2, 8, 8 * 64)}
     for r in report["results"]:
         assert len(r["pass_seconds"]) == 2 and r["seconds"] == min(r["pass_seconds"]) > 0
+        assert len(r["pass_cpu_seconds"]) == 2 and r["cpu_seconds"] == min(r["pass_cpu_seconds"]) > 0
     padded = rows["Trainer, padded to max length"]
     assert padded["padded_tokens"] == 3 * 4 * 64  # every row padded to max_length
     assert rows["kagglebert, buckets, lengths to a multiple of 8"]["padding_fraction"] < padded["padding_fraction"]
     assert rows["Trainer, packed blocks (run_mlm.py)"]["padding_fraction"] == 0.0
-    assert padded["ratio"] == 1.0
+    assert padded["ratio"] == 1.0 and padded["cpu_ratio"] == 1.0
     assert report["cls_ratio_vs_trainer_padded"] == rows["kagglebert, buckets, lengths to a multiple of 8"]["ratio"]
     assert report["lm_ratio_vs_trainer_packed"] == rows["kagglebert, packed, loss at masked positions only"]["ratio"]
+    assert report["cls_cpu_ratio_vs_trainer_padded"] == rows["kagglebert, buckets, lengths to a multiple of 8"]["cpu_ratio"]
+    assert report["lm_cpu_ratio_vs_trainer_packed"] == rows["kagglebert, packed, loss at masked positions only"]["cpu_ratio"]
     assert report["tokenize_cache_speedup"] > 1.0
     assert report["inference"]["comments"] == 4 * 3  # the timed rows
     text = tables.table(report)
-    assert "tokenize_cache_speedup" in text and "Trainer, padded to max length" in text
+    assert "tokenize_cache_speedup" in text and "Trainer, padded to max length" in text and "cls_cpu_ratio_vs_trainer_padded" in text
     # the command line prints that table and writes the report as JSON
     monkeypatch.setattr(cli, "run", lambda profile, device: report)
     assert cli.main(["--quick", "--json", str(tmp_path / "out" / "bench.json")]) is report
@@ -72,21 +75,23 @@ def test_micro_run_times_every_contender_on_the_same_rows(tmp_path, monkeypatch)
     assert saved["results"] == report["results"] and saved["cls_ratio_by_batch"] == {"4": report["cls_ratio_vs_trainer_padded"]}
 
 
-def fake_contender(name: str, seconds: list[float], samples: list[int]):
+def fake_contender(name: str, seconds: list[float], samples: list[int], cpu: list[float] | None = None):
     """A contender in the harness's protocol: one `next` to warm up, then one Result per pass."""
     yield None
-    for s, n in zip(seconds, samples):
-        yield harness.Result(name, "cls", 4, 1, s, n, 10 * n, 10 * n, peak_mib=s * 100)
+    for s, n, c in zip(seconds, samples, cpu or [None] * len(seconds)):
+        yield harness.Result(name, "cls", 4, 1, s, n, 10 * n, 10 * n, peak_mib=s * 100, cpu_seconds=c)
 
 
-def test_race_keeps_the_fastest_pass_and_the_largest_peak():
+def test_race_keeps_the_fastest_pass_the_largest_peak_and_the_least_cpu_time():
     results = harness.with_ratios(
-        harness.race([fake_contender("a", [2.0, 1.0], [8, 8]), fake_contender("b", [0.5, 0.25], [8, 8])], repeats=2),
-        lambda r: r.samples_per_s)
+        harness.race([fake_contender("a", [2.0, 1.0], [8, 8], cpu=[0.8, 0.9]),
+                      fake_contender("b", [0.5, 0.25], [8, 8], cpu=[0.2, 0.3])], repeats=2),
+        lambda r: r.samples)
     a, b = results
-    assert (a.seconds, a.pass_seconds, a.peak_mib) == (1.0, [2.0, 1.0], 200.0)
-    assert (b.seconds, b.pass_seconds) == (0.25, [0.5, 0.25])
+    assert (a.seconds, a.pass_seconds, a.peak_mib, a.cpu_seconds, a.pass_cpu_seconds) == (1.0, [2.0, 1.0], 200.0, 0.8, [0.8, 0.9])
+    assert (b.seconds, b.pass_seconds, b.cpu_seconds) == (0.25, [0.5, 0.25], 0.2)
     assert (a.ratio, b.ratio) == (1.0, 4.0)
+    assert (a.cpu_ratio, b.cpu_ratio) == (1.0, pytest.approx(4.0))  # 8 samples per 0.8 vs per 0.2 CPU-seconds
 
 
 def test_race_refuses_passes_over_different_data():

@@ -25,7 +25,7 @@ from ..core.engine import make_optimizer, make_scaler, make_scheduler, param_gro
 from ..core.modeling import Classifier, masked_lm_loss
 from ..core.tasks import bce_loss
 from ..core.tokenization import TokenizedTexts
-from .harness import PeakMemory, Result, Tally, attention_backends, race, sync, with_ratios
+from .harness import PeakMemory, Result, Tally, attention_backends, cpu_clock, race, sync, with_ratios
 from .profiles import N_LABELS, Profile
 from .workload import bert_config
 
@@ -58,9 +58,11 @@ def own_contender(name: str, task: str, model, warm_batches, warm_collate, timed
             timed_collate.set_epoch(epoch)  # a fresh mask each pass, like the Trainer's collator
         tally = Tally(timed_collate)
         with attention_backends(device, exclude_cudnn), PeakMemory(device) as memory:
+            cpu_start = cpu_clock(device)
             stats = train_epoch(model=model, loader=loader_over(timed_batches, tally, device), **step)
+            cpu_end = cpu_clock(device)
         yield Result(name, task, batch_size, len(tally.batches), stats.seconds, *tally.window(0, len(tally.batches)),
-                     memory.peak_mib)
+                     memory.peak_mib, None if cpu_start is None else cpu_end - cpu_start)
 
 
 def sampling_arguments(training_arguments, sampling: str) -> dict:
@@ -79,16 +81,16 @@ def trainer_contender(name: str, task: str, model, warm: list[dict], timed: list
     from `on_epoch_begin` to `on_epoch_end`."""
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-    clock: dict[str, float] = {}
+    clock: dict[str, float | None] = {}
 
     class EpochClock(TrainerCallback):
         def on_epoch_begin(self, args, state, control, **kwargs):
             sync(device)
-            clock["begin"] = time.perf_counter()
+            clock["begin"], clock["cpu_begin"] = time.perf_counter(), cpu_clock(device)
 
         def on_epoch_end(self, args, state, control, **kwargs):
             sync(device)
-            clock["end"] = time.perf_counter()
+            clock["end"], clock["cpu_end"] = time.perf_counter(), cpu_clock(device)
 
     with tempfile.TemporaryDirectory() as out:  # Trainer wants an output_dir; it writes nothing with these settings
         args = TrainingArguments(
@@ -110,8 +112,9 @@ def trainer_contender(name: str, task: str, model, warm: list[dict], timed: list
             trainer.data_collator = tally
             with PeakMemory(device) as memory:
                 trainer.train()
+            cpu = None if clock["cpu_begin"] is None else clock["cpu_end"] - clock["cpu_begin"]
             yield Result(name, task, batch_size, len(tally.batches), clock["end"] - clock["begin"],
-                         *tally.window(0, len(tally.batches)), memory.peak_mib)
+                         *tally.window(0, len(tally.batches)), memory.peak_mib, cpu)
 
 
 def classifier_loss(model, batch):
@@ -164,7 +167,7 @@ def classifier_race(tokens: TokenizedTexts, labels: np.ndarray, tokenizer, profi
     contenders.append(own("kagglebert, buckets, lengths to a multiple of 8", 8, False))
     if device.type == "cuda":
         contenders.append(own("kagglebert, buckets, multiple of 8, no cuDNN attention", 8, True))
-    results = with_ratios(race(contenders, profile.repeats), lambda r: r.samples_per_s)
+    results = with_ratios(race(contenders, profile.repeats), lambda r: r.samples)
     return results, models[-1], timed_tokens
 
 
@@ -195,7 +198,7 @@ def lm_race(blocks: np.ndarray, tokenizer, profile: Profile, batch_size: int, de
             chunks(order(n_warm), batch_size), MaskingCollator(warm_blocks, tokenizer, 0.15, seed=0),
             chunks(order(n_timed), batch_size), MaskingCollator(timed_blocks, tokenizer, 0.15, seed=1),
             masked_lm_loss, profile, batch_size, device, precision, exclude_cudnn))
-    return with_ratios(race(contenders, profile.repeats), lambda r: r.tokens_per_s)
+    return with_ratios(race(contenders, profile.repeats), lambda r: r.real_tokens)
 
 
 def best_own(results: list[Result]) -> Result:

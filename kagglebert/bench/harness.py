@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -25,8 +26,13 @@ class Result:
     real_tokens: int
     padded_tokens: int
     peak_mib: float
+    # CPU time the process spent in the pass (CPU runs only): unlike wall time it barely moves when
+    # other processes share the cores, so its ratios stay comparable on a busy machine
+    cpu_seconds: float | None = None
     pass_seconds: list[float] = field(default_factory=list)  # every timed pass; `seconds` is the fastest
+    pass_cpu_seconds: list[float] = field(default_factory=list)  # every pass; `cpu_seconds` is the least
     ratio: float | None = None  # throughput / the Trainer baseline's (samples/s for cls, tokens/s for lm)
+    cpu_ratio: float | None = None  # the same per CPU-second
 
     @property
     def samples_per_s(self) -> float:
@@ -37,11 +43,20 @@ class Result:
         return self.real_tokens / self.seconds
 
     @property
+    def samples_per_cpu_s(self) -> float | None:
+        return self.samples / self.cpu_seconds if self.cpu_seconds else None
+
+    @property
+    def tokens_per_cpu_s(self) -> float | None:
+        return self.real_tokens / self.cpu_seconds if self.cpu_seconds else None
+
+    @property
     def padding_fraction(self) -> float:
         return 1 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "samples_per_s": self.samples_per_s, "tokens_per_s": self.tokens_per_s,
+                "samples_per_cpu_s": self.samples_per_cpu_s, "tokens_per_cpu_s": self.tokens_per_cpu_s,
                 "padding_fraction": self.padding_fraction}
 
 
@@ -111,6 +126,11 @@ def attention_backends(device: torch.device, exclude_cudnn: bool):
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
+def cpu_clock(device: torch.device) -> float | None:
+    """This process's CPU time (all its threads), on a CPU run; None on CUDA, where the work is the GPU's."""
+    return None if device.type == "cuda" else time.process_time()
+
+
 def sync(device: torch.device) -> None:
     """Wait for queued GPU work, so a clock read after it includes that work."""
     if device.type == "cuda":
@@ -119,7 +139,7 @@ def sync(device: torch.device) -> None:
 
 def race(contenders: list, repeats: int) -> list[Result]:
     """Warm every contender up, then `repeats` rounds of one timed pass each; per contender the
-    fastest pass, with the largest peak memory and every pass's seconds."""
+    fastest pass, with the largest peak memory, the least CPU time and every pass's seconds."""
     for contender in contenders:
         next(contender)
     passes: list[list[Result]] = [[] for _ in contenders]
@@ -132,13 +152,18 @@ def race(contenders: list, repeats: int) -> list[Result]:
         best = min(done, key=lambda r: r.seconds)
         if any((r.samples, r.real_tokens) != (best.samples, best.real_tokens) for r in done):
             raise RuntimeError(f"{best.contender}: timed passes saw different data")
-        results.append(replace(best, peak_mib=max(r.peak_mib for r in done), pass_seconds=[r.seconds for r in done]))
+        cpu = [r.cpu_seconds for r in done if r.cpu_seconds is not None]
+        results.append(replace(best, peak_mib=max(r.peak_mib for r in done), pass_seconds=[r.seconds for r in done],
+                               cpu_seconds=min(cpu) if cpu else None, pass_cpu_seconds=cpu))
     return results
 
 
-def with_ratios(results: list[Result], throughput) -> list[Result]:
-    """Each result's `ratio`: its throughput over the first result's (the Trainer baseline)."""
-    baseline = throughput(results[0])
+def with_ratios(results: list[Result], work) -> list[Result]:
+    """Each result's `ratio` (and `cpu_ratio`): its `work(result)` (samples or real tokens) per
+    second (per CPU-second) over the first result's, the Trainer baseline's."""
+    first = results[0]
     for r in results:
-        r.ratio = throughput(r) / baseline
+        r.ratio = (work(r) / r.seconds) / (work(first) / first.seconds)
+        if r.cpu_seconds and first.cpu_seconds:
+            r.cpu_ratio = (work(r) / r.cpu_seconds) / (work(first) / first.cpu_seconds)
     return results

@@ -62,22 +62,27 @@ def run(profile: Profile, device: torch.device) -> dict:
     report = {"profile": asdict(profile), "device": describe(device), "precision": precision, "date": time.strftime("%Y-%m-%d"),
               "peak_memory": "torch.cuda.max_memory_allocated above the pass's start" if device.type == "cuda" else "sampled RSS growth above the pass's start (psutil, every 20 ms)",
               "torch_threads": torch.get_num_threads(), "results": [], "timed_sets": {},
-              "cls_ratio_by_batch": {}, "lm_ratio_by_batch": {}}
+              "cls_ratio_by_batch": {}, "lm_ratio_by_batch": {}, "cls_cpu_ratio_by_batch": {}, "lm_cpu_ratio_by_batch": {}}
     model = timed_tokens = None
     for batch_size in profile.batch_sizes:
         cls, model, timed_tokens = classifier_race(tokens, labels, tokenizer, profile, batch_size, device, precision)
         report["results"] += [r.to_dict() for r in cls]
         report["cls_ratio_by_batch"][batch_size] = best_own(cls).ratio
+        report["cls_cpu_ratio_by_batch"][batch_size] = best_own(cls).cpu_ratio
         report["timed_sets"][f"cls_{batch_size}"] = {"rows": len(timed_tokens), "median_length": float(np.median(timed_tokens.lengths)),
                                                      "mean_length": float(timed_tokens.lengths.mean())}
         lm = lm_race(blocks, tokenizer, profile, batch_size, device, precision)
         report["results"] += [r.to_dict() for r in lm]
         report["lm_ratio_by_batch"][batch_size] = best_own(lm).ratio
+        report["lm_cpu_ratio_by_batch"][batch_size] = best_own(lm).cpu_ratio
         report["timed_sets"][f"lm_{batch_size}"] = {"blocks": batch_size * profile.lm_timed_batches, "block_length": profile.max_length,
                                                     "distinct_blocks_available": len(blocks)}
     first = profile.batch_sizes[0]
     report["cls_ratio_vs_trainer_padded"] = report["cls_ratio_by_batch"][first]
     report["lm_ratio_vs_trainer_packed"] = report["lm_ratio_by_batch"][first]
+    # the same ratios per CPU-second (CPU runs; None on CUDA): comparable across a busy and a quiet machine
+    report["cls_cpu_ratio_vs_trainer_padded"] = report["cls_cpu_ratio_by_batch"][first]
+    report["lm_cpu_ratio_vs_trainer_packed"] = report["lm_cpu_ratio_by_batch"][first]
     report["tokenization"] = tokenization_timing(tokenizer, texts, profile.max_length)
     report["tokenize_cache_speedup"] = report["tokenization"]["tokenize_cache_speedup"]
     report["inference"] = inference_timing(model, timed_tokens, tokenizer.pad_token_id, 128, device, precision)

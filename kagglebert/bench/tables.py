@@ -8,11 +8,13 @@ def table(report: dict) -> str:
     lines = [f"{report['device']} · {report['precision']} · profile {profile['name']} · "
              f"warm-up {profile['warmup_batches']} batches on rows of their own, then the fastest of {profile['repeats']} round-robin passes over the shared timed set · "
              f"peak memory: {report['peak_memory']}",
-             "| contender | task | batch | samples/s | real tokens/s | padding | peak MiB | × Trainer |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| contender | task | batch | samples/s | real tokens/s | padding | peak MiB | × Trainer | CPU s | × Trainer, CPU time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:
+        cpu = "–" if r["cpu_seconds"] is None else f"{r['cpu_seconds']:.2f}"
+        cpu_ratio = "–" if r["cpu_ratio"] is None else f"{r['cpu_ratio']:.2f}"
         lines.append(f"| {r['contender']} | {r['task']} | {r['batch_size']} | {r['samples_per_s']:,.1f} | {r['tokens_per_s']:,.0f} | "
-                     f"{r['padding_fraction']:.0%} | {r['peak_mib']:,.0f} | {r['ratio']:.2f} |")
+                     f"{r['padding_fraction']:.0%} | {r['peak_mib']:,.0f} | {r['ratio']:.2f} | {cpu} | {cpu_ratio} |")
     for key, shared in report["timed_sets"].items():
         lines.append(f"timed set {key}: " + ", ".join(f"{k} {v:g}" for k, v in shared.items()))
     t, i = report["tokenization"], report["inference"]
@@ -21,4 +23,7 @@ def table(report: dict) -> str:
     lines.append(f"cls_ratio_vs_trainer_padded {report['cls_ratio_vs_trainer_padded']:.2f} · "
                  f"lm_ratio_vs_trainer_packed {report['lm_ratio_vs_trainer_packed']:.2f} · "
                  f"tokenize_cache_speedup {report['tokenize_cache_speedup']:.0f}")
+    if report["cls_cpu_ratio_vs_trainer_padded"] is not None:
+        lines.append(f"per CPU-second: cls_cpu_ratio_vs_trainer_padded {report['cls_cpu_ratio_vs_trainer_padded']:.2f} · "
+                     f"lm_cpu_ratio_vs_trainer_packed {report['lm_cpu_ratio_vs_trainer_packed']:.2f}")
     return "\n".join(lines)
