@@ -185,6 +185,17 @@ def test_network_is_off_in_the_sim(kaggle_image, tmp_path):
     assert refused.returncode != 0  # no index: nothing comes from PyPI
 
 
+def test_without_the_wheels_the_first_cell_says_what_to_attach(competition, kaggle_image, tiny_model_dir, tmp_path,
+                                                              no_real_kaggle):
+    """Internet off, nothing to install from: one line naming what to attach, no pip traceback."""
+    inputs = {COMPETITION: competition, "tiny-bert": tiny_model_dir}
+    session = KaggleSession(tmp_path, tmp_path / "kaggle", kaggle_image, inputs)
+    notebook = session.run(STAGE_NOTEBOOKS[0])
+    first_error = next(o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error")
+    assert first_error["ename"] == "SystemExit"
+    assert "attach the wheel dataset" in first_error["evalue"] and "\n" not in first_error["evalue"]
+
+
 @pytest.mark.parametrize("script", STAGE_NOTEBOOKS, ids=NAMES)
 def test_offline_flow_each_notebook_alone(script, wheel_dataset, competition, kaggle_image, tiny_model_dir, tmp_path,
                                           no_real_kaggle):
