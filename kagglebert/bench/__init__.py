@@ -24,7 +24,9 @@ inference (`modeling.predict`) over the timed rows.
 
 Timing: every contender is warmed up first, then `repeats` rounds of one timed pass each, taken
 round-robin across contenders (so load from other processes falls on all alike); the fastest pass
-is reported, every pass's seconds are in the JSON. Peak memory, per timed pass (the largest over
+is reported, every pass's seconds are in the JSON. On a CPU run each pass's CPU time is recorded
+too (`time.process_time`), and the ratios are also given per CPU-second: on a shared machine
+wall-time ratios swing with other processes' load, CPU-time ratios barely move. Peak memory, per timed pass (the largest over
 the passes), above what was allocated when the pass started (model, optimizer state): on CUDA
 `torch.cuda.max_memory_allocated` minus `memory_allocated` at the start; on the CPU the peak
 resident set size (RSS, sampled every 20 ms by a thread via psutil) minus the RSS at the start.
