@@ -280,3 +280,11 @@ def test_blend_names_a_member_cell_that_is_not_a_number(tfidf_run, features_run,
     assert code == 2 and "\n" not in err
     assert "tfidf-broken/oof.csv: row 6, column 'threat'" in err  # row 6 of the file: header + 0-based row 4
     assert not (runs / "broken-blend").exists() and not (work / "submissions" / "broken-blend.csv").exists()
+
+
+@pytest.mark.parametrize("name, message", [("../outside", "plain folder name"), ("tfidf", "one of the members")])
+def test_blend_refuses_a_bad_name_before_reading_members(name, message, work, capsys, monkeypatch):
+    monkeypatch.setattr(blend, "read_run", lambda *a: pytest.fail("a member was read despite a bad --name"))
+    code = cli.main(["blend", "--runs", "tfidf", "features", "--name", name, "--runs-dir", str(work / "runs"),
+                     "--submissions-dir", str(work / "submissions")])
+    assert code == 2 and message in capsys.readouterr().err

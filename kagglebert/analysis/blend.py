@@ -207,6 +207,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         raise ConfigError(f"blend --name {name}: that is one of the members; choose a new name")
     if method not in METHODS:
         raise ConfigError(f"blend --method {method}: choose one of {', '.join(METHODS)}")
+    run_dir(runs_dir, name)  # --name is a plain folder name: checked before anything is read
     member_runs = [open_member(r, runs_dir) for r in runs]
     out = blend_run(member_runs[0], runs_dir, name)
     # refuse before any work: the name must be new, or this very blend again
