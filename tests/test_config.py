@@ -123,33 +123,22 @@ def test_replace_copies_and_checks():
         cfg.replace(lm={"epochs": "2"})
 
 
-def test_notebook_full_profile_matches_the_kaggle_config():
-    """profiles.py repeats configs/kaggle-bert-base.toml (configs/ is not in the wheel): keep them equal."""
+def test_notebook_profiles_load_the_bundled_configs():
+    """The full profile is configs/kaggle-bert-base.toml and the baselines take their settings from
+    configs/tfidf.toml and configs/features.toml: nothing is copied, so editing a TOML changes both."""
     from kagglebert.notebook import profiles
 
-    toml = config_mod.load(BUNDLED_CONFIGS / "kaggle-bert-base.toml").to_dict()
-    for section, values in profiles.PROFILES["full"].items():
-        for key, value in values.items():
-            if (section, key) in {("run", "name"), ("run", "progress")}:
-                continue
-            assert toml[section][key] == value, f"{section}.{key}"
-
-
-def test_notebook_baselines_match_the_baseline_configs():
-    """profiles.BASELINES repeats the model and train settings of configs/tfidf.toml and
-    configs/features.toml: keep them equal."""
-    from kagglebert.core import config
-    from kagglebert.notebook import profiles
-    from kagglebert.core.paths import BUNDLED_CONFIGS, REPO_ROOT
-
-    for label, file in (("TF-IDF", "tfidf.toml"), ("features", "features.toml")):
-        reference = config.load(BUNDLED_CONFIGS / file)
-        for section, values in profiles.BASELINES[label].items():
-            for key, value in values.items():
-                assert getattr(getattr(reference, section), key) == value, f"{label}: {section}.{key}"
+    full = profiles.profile_config("full").to_dict()
+    toml = config_mod.load("kaggle-bert-base").to_dict()
+    toml["run"].update(name="full", progress=True)
+    assert full == toml and full["data"]["require_competition"] is True
     runs = profiles.baselines(profiles.load("quick"))
     assert {c.run.name for c in runs.values()} == {"quick-tfidf", "quick-features"}
     assert all(c.lm.epochs == 0 and c.data.max_rows == 1500 for c in runs.values())
+    features, reference = runs["features"], config_mod.load("features")
+    assert (features.model.max_length, features.train.C, features.model.kind) == (reference.model.max_length, reference.train.C, "features")
+    assert features.model.name == profiles.load("quick").model.name  # embeds with the profile's encoder
+    assert runs["TF-IDF"].train.C == config_mod.load("tfidf").train.C
 
 
 def test_every_numeric_key_has_a_range():

@@ -146,18 +146,17 @@ def test_save_models_off_keeps_no_weights_and_the_same_predictions(train_referen
 def test_a_fold_without_its_model_folder_is_not_complete(tmp_path):
     from kagglebert.core.config import Config
     from kagglebert.core.runs import reader
-    from kagglebert.stages.train import fold_done
 
     cfg = Config().replace(run={"runs_dir": str(tmp_path)})
     run = reader(cfg)
     run.fold_file(0, "record.json").parent.mkdir(parents=True)
     run.fold_file(0, "record.json").write_text("{}")
-    assert not fold_done(run, 0)  # train.save_models is on by default: the weights are part of the fold
+    assert not run.fold_complete(0)  # train.save_models is on by default: the weights are part of the fold
     run.fold_model_dir(0).mkdir()
-    assert fold_done(run, 0)
-    assert fold_done(reader(cfg.replace(train={"save_models": False})), 0)
-    assert fold_done(reader(cfg.replace(model={"kind": "tfidf"})), 0)  # a baseline has no weights to keep
-    assert not fold_done(run, 1)
+    assert run.fold_complete(0)
+    assert reader(cfg.replace(train={"save_models": False})).fold_complete(0)
+    assert reader(cfg.replace(model={"kind": "tfidf"})).fold_complete(0)  # a baseline has no weights to keep
+    assert not run.fold_complete(1)
 
 
 def test_ctrl_c_in_a_fold_is_one_line_naming_it(data_dir, tiny_model_dir, tmp_path, small_run_args):

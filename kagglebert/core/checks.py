@@ -254,7 +254,7 @@ _data: dict[tuple, CompetitionData] = {}
 
 
 def _data_key(cfg: Config, task: TaskSpec) -> tuple:
-    folder = find_data_dir(cfg.data.dir, task.competition_slug)
+    folder = find_data_dir(cfg.data.dir, task.competition_slug, cfg.data.require_competition)
     files = []
     for name in (task.train_file, task.test_file, task.sample_submission_file):
         path = find_file(folder, name)
@@ -266,7 +266,7 @@ def _data_key(cfg: Config, task: TaskSpec) -> tuple:
 def check_data(cfg: Config, task: TaskSpec) -> CompetitionData:
     key = _data_key(cfg, task)
     if key not in _data:
-        data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed)
+        data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition)
         check_rows_per_fold(data, cfg.data.n_folds)
         warn_rare_labels(data, cfg.data.n_folds)
         _data.clear()  # one data set per process is what stages share; do not hold several in memory

@@ -34,7 +34,8 @@ class RunConfig:
 
 @dataclass
 class DataConfig:
-    dir: str = ""  # "" → /kaggle/input/<slug>/ → bundled data/jigsaw-toxic-2018-sample/
+    dir: str = ""  # "" → the competition's files found under /kaggle/input → the bundled sample
+    require_competition: bool = False  # true (full-data configs): no competition files is an error, never the sample
     max_rows: int = 0  # label-stratified train subsample for quick runs; 0 = all rows
     n_folds: int = 5
     fold_seed: int = 42
@@ -73,6 +74,7 @@ class LMConfig:
     max_grad_norm: float = 1.0
     grad_accum: int = 1
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    log_every: int = 20  # steps between loss records / progress updates (each one syncs the device)
 
 
 @dataclass
@@ -197,20 +199,25 @@ def config_path(name: str | Path) -> Path:
     raise ConfigError(f"{name}: config file not found (bundled configs: {', '.join(bundled_configs())})")
 
 
+def read_tables(path: str | Path) -> dict:
+    """A config file's own tables, as written (a path or a bundled name), without the defaults."""
+    path = config_path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); save the file as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read: {err.strerror or err}") from None
+
+
 def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults ← TOML file ← `--set` overrides; every key must exist and keep its type."""
-    raw: dict = {}
+    raw = read_tables(path) if path is not None else {}
     if path is not None:
         path = config_path(path)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML: {err}") from None
-        except UnicodeDecodeError as err:
-            line = path.read_bytes()[: err.start].count(b"\n") + 1
-            raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); save the file as UTF-8") from None
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot be read: {err.strerror or err}") from None
     cfg = from_dict(raw, source=str(path) if path else "config")
     for text in overrides:
         key, value = parse_override(text)
@@ -265,6 +272,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.bucket_size": (1, None, True, True),
     "train.pad_multiple": (1, None, True, True),
     "train.log_every": (1, None, True, True),
+    "lm.log_every": (1, None, True, True),
     "train.C": (0.0, None, False, True),
 }
 

@@ -285,8 +285,9 @@ def subsample_test_rows(n_test: int, n_rows: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_test, size=n_rows, replace=False))
 
 
-def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed: int = 42) -> CompetitionData:
-    folder = find_data_dir(data_dir, task.competition_slug)
+def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed: int = 42,
+                     require_competition: bool = False) -> CompetitionData:
+    folder = find_data_dir(data_dir, task.competition_slug, require_competition)
     train_path = find_file(folder, task.train_file)
     test_path = find_file(folder, task.test_file)
     sample_path = find_file(folder, task.sample_submission_file)

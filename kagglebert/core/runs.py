@@ -54,8 +54,8 @@ log = logging.getLogger("kagglebert")
 # keys that do not change what a run computes. data.dir is one: inputs.json binds the run to the
 # files' content, so the same files found elsewhere (a clone vs /kaggle/input) are the same run
 NEUTRAL_KEYS = {
-    "run.device", "run.progress", "run.runs_dir", "data.cache_dir", "data.dir",
-    "train.log_every", "train.eval_batch_size", "train.folds", "submit.dir", "submit.name", "eda.examples_per_label",
+    "run.device", "run.progress", "run.runs_dir", "data.cache_dir", "data.dir", "data.require_competition",
+    "train.log_every", "lm.log_every", "train.eval_batch_size", "train.folds", "submit.dir", "submit.name", "eda.examples_per_label",
 }
 
 
@@ -77,7 +77,7 @@ def lm_key(cfg: Config, inputs: dict | None = None) -> str:
     if inputs:
         # the data files' content replaces their folder: the same files elsewhere share the LM
         fields = tuple(k for k in LM_KEY_FIELDS if k != "data.dir")
-    picked = {k: values[k] for k in fields} | {k: v for k, v in values.items() if k.startswith("lm.")}
+    picked = {k: values[k] for k in fields} | {k: v for k, v in values.items() if k.startswith("lm.") and k not in NEUTRAL_KEYS}
     if inputs:
         picked["inputs"] = {"data": inputs.get("data"), "model": (inputs.get("model") or {}).get("files")}
     text = json.dumps(picked, sort_keys=True, default=str)
@@ -140,8 +140,14 @@ class Run:
     def fold_model_dir(self, fold: int) -> Path:
         return self.dir / "folds" / f"fold{fold}_model"
 
+    @property
+    def saves_models(self) -> bool:
+        return self.cfg.train.save_models and self.cfg.model.kind == "transformer"  # baselines keep no weights
+
     def fold_complete(self, fold: int) -> bool:
-        return self.fold_file(fold, "record.json").is_file()
+        """The record marks a finished fold; with `train.save_models` its weights must be there too, so
+        a fold trained before weights were kept (or whose model folder was deleted) is trained again."""
+        return self.fold_file(fold, "record.json").is_file() and (not self.saves_models or self.fold_model_dir(fold).is_dir())
 
     @property
     def lm_dir(self) -> Path:
@@ -154,6 +160,12 @@ class Run:
     def lm_metrics_path(self) -> Path:
         return self.lm_dir / "lm_metrics.json"
 
+    @property
+    def lm_resume_dir(self) -> Path:
+        """The LM stage's state after its last finished epoch: hidden beside the LM's folder and keyed
+        like it, so only the same LM settings and inputs resume from it."""
+        return self.lm_dir.with_name(f".{self.lm_dir.name}.partial")
+
     def lm_complete(self) -> bool:
         return self.lm_metrics_path.is_file()
 
@@ -161,7 +173,7 @@ class Run:
         """The competition data, read once: preflight's copy when the run was opened by `open_run`."""
         if self.data is None:
             cfg = self.cfg
-            self.data = load_competition(self.task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed)
+            self.data = load_competition(self.task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition)
         return self.data
 
     def folds(self, data: CompetitionData):

@@ -94,14 +94,14 @@ def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS) -
 
 def lm_loss_curve(lm_metrics: dict, cfg) -> Figure:
     """Masked-LM training loss against the optimizer step, over all epochs; dashed: the held-out
-    loss before and after. The stage records the mean over each window of `train.log_every` steps
+    loss before and after. The stage records the mean over each window of `lm.log_every` steps
     (one host sync per window), so with log_every = 1 every step is a point; with larger windows
     each point is drawn at its window's last step and the title says how many steps it averages."""
     fig, ax = _figure()
     steps_per_epoch = math.ceil(lm_metrics["train_blocks"] / cfg.lm.batch_size)
     n_windows = len(lm_metrics["epochs"][0]["loss_curve"]) if lm_metrics["epochs"] else 1
     # the window the LM was trained with (it may have been another notebook's log_every)
-    window = cfg.train.log_every if math.ceil(steps_per_epoch / cfg.train.log_every) == n_windows else math.ceil(steps_per_epoch / max(1, n_windows))
+    window = cfg.lm.log_every if math.ceil(steps_per_epoch / cfg.lm.log_every) == n_windows else math.ceil(steps_per_epoch / max(1, n_windows))
     for epoch in lm_metrics["epochs"]:
         curve = np.asarray(epoch["loss_curve"], dtype=float)
         ends = np.minimum(window * np.arange(1, len(curve) + 1), steps_per_epoch)

@@ -48,24 +48,23 @@ PROFILES: dict[str, dict] = {
         "data": {"max_rows": 1500, "n_folds": 3},
         "model": {"name": "packaged-minilm", "max_length": 128, "truncation": "head+tail", "head_tokens": 64,
                   "pooling": "mean"},  # MiniLM was trained as a mean-pooled sentence encoder
-        "lm": {"epochs": 1, "block_size": 128, "batch_size": 32, "lr": 1e-4},
+        # log_every 1: every step's loss is recorded, so a short CPU run's loss curves have a point per step
+        "lm": {"epochs": 1, "block_size": 128, "batch_size": 32, "lr": 1e-4, "log_every": 1},
         "train": {"epochs": 2, "batch_size": 32, "lr": 6e-5, "head_lr": 1e-3, "layer_decay": 0.95,
-                  "warmup_ratio": 0.06, "schedule": "linear", "pos_weight_power": 0.5,
-                  "log_every": 1},  # every step's loss recorded: a short CPU run's LM curve has a point per step
-    },
-    "full": {  # the values of configs/kaggle-bert-base.toml
-        "run": {"name": "full", "progress": True},
-        "data": {"max_rows": 0, "n_folds": 5},
-        # Sun et al. 2019: lr 2e-5..5e-5, warm-up 10%, layer decay 0.95, head+tail truncation
-        "model": {"name": "bert-base-uncased", "max_length": 256, "truncation": "head+tail", "head_tokens": 128,
-                  "pooling": "mean"},
-        "lm": {"epochs": 1, "block_size": 128, "batch_size": 32, "lr": 5e-5, "warmup_ratio": 0.06},
-        "train": {"epochs": 2, "batch_size": 32, "eval_batch_size": 256, "lr": 2e-5, "head_lr": 1e-3,
-                  "layer_decay": 0.95, "warmup_ratio": 0.1, "schedule": "linear"},
+                  "warmup_ratio": 0.06, "schedule": "linear", "pos_weight_power": 0.5, "log_every": 1},
     },
 }
-# profiles that must train on the competition's files, never on the bundled sample
-NEEDS_COMPETITION_DATA = {"full"}
+# the full profile IS the bundled config (GPU settings, the competition's files, never the sample)
+FULL_PROFILE_CONFIG = "kaggle-bert-base"
+PROFILE_NAMES = ("quick", "full")
+
+
+def profile_config(name: str) -> Config:
+    """The quick profile is the notebooks' own CPU recipe; the full one loads configs/kaggle-bert-base.toml
+    (run name `full`, progress bars on)."""
+    if name == "quick":
+        return config_mod.from_dict(PROFILES["quick"], source="profile quick")
+    return config_mod.load(FULL_PROFILE_CONFIG).replace(run={"name": "full", "progress": True})
 
 
 def where() -> str:
@@ -98,19 +97,19 @@ def parse_overrides(text: str) -> list[str]:
 def load(profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The profile's config; KAGGLEBERT_PROFILE wins over `profile`, then `overrides`, then
     KAGGLEBERT_OVERRIDES are applied (each `section.key=value`, checked like `--set`). A profile
-    in NEEDS_COMPETITION_DATA without `data.dir` gets the folder where the competition's files
+    with `data.require_competition` (full) and no `data.dir` gets the folder where the competition's files
     were found, or stops with one line saying what to attach."""
     environment.fork_safe_cuda_checks()  # before anything asks torch about GPUs: launch must be able to fork
     name = os.environ.get(PROFILE_ENV) or profile
-    if name not in PROFILES:
-        raise ConfigError(f"profile {name!r}: choose one of {', '.join(PROFILES)}")
-    cfg = config_mod.from_dict(PROFILES[name], source=f"profile {name}")
+    if name not in PROFILE_NAMES:
+        raise ConfigError(f"profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
+    cfg = profile_config(name)
     cfg = cfg.replace(**output_dirs())
     for text in [*overrides, *parse_overrides(os.environ.get(OVERRIDES_ENV, ""))]:
         key, value = config_mod.parse_override(text)
         config_mod.set_key(cfg, key, value, source=f"override {text}")
     config_mod.validate(cfg)
-    if name in NEEDS_COMPETITION_DATA and not cfg.data.dir:
+    if cfg.data.require_competition and not cfg.data.dir:
         slug = get_task(cfg.run.task).competition_slug
         cfg = cfg.replace(data={"dir": str(find_data_dir("", slug, require_competition=True))})
     return cfg
@@ -133,23 +132,26 @@ def variants(cfg: Config) -> dict[str, Config]:
     }
 
 
-# The classic baselines' own settings, as in configs/tfidf.toml and configs/features.toml (a test
-# keeps them equal): everything else, data and folds included, comes from the profile, so their
-# runs blend with the transformer runs.
-BASELINES: dict[str, dict] = {
-    "TF-IDF": {"model": {"kind": "tfidf"}, "train": {"C": 4.0}},
-    "features": {"model": {"kind": "features", "max_length": 256, "truncation": "head+tail", "head_tokens": 128,
-                           "pooling": "mean"}, "train": {"C": 0.01}},
-}
+# The classic baselines' own settings are the [model] and [train] tables of configs/tfidf.toml and
+# configs/features.toml (the encoder's name excepted: the features baseline embeds with the
+# profile's model); data, folds and run come from the profile, so their runs blend with the
+# transformer runs.
+BASELINE_CONFIGS = {"TF-IDF": "tfidf", "features": "features"}
+
+
+def baseline_settings(label: str) -> dict:
+    tables = config_mod.read_tables(BASELINE_CONFIGS[label])
+    return {"model": {k: v for k, v in tables.get("model", {}).items() if k != "name"}, "train": dict(tables.get("train", {}))}
 
 
 def baselines(cfg: Config) -> dict[str, Config]:
     """TF-IDF + logistic regression and the frozen encoder's embeddings + logistic regression
     (BERT-Feat), on cfg's data and folds: `<name>-tfidf` and `<name>-features`."""
-    return {
-        label: cfg.replace(run={"name": f"{cfg.run.name}-{settings['model']['kind']}"}, lm={"epochs": 0}, **settings)
-        for label, settings in BASELINES.items()
-    }
+    runs = {}
+    for label in BASELINE_CONFIGS:
+        settings = baseline_settings(label)
+        runs[label] = cfg.replace(run={"name": f"{cfg.run.name}-{settings['model']['kind']}"}, lm={"epochs": 0}, **settings)
+    return runs
 
 
 def train_run(cfg: Config) -> dict | None:

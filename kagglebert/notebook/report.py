@@ -11,6 +11,7 @@ from ..core.config import Config
 from ..core.errors import RunError
 from ..core.paths import resolve_model
 from ..core.atomic import read_json
+from ..core.data import read_predictions
 from ..core.runs import open_run, reader
 from ..core.tasks import get_task
 
@@ -102,9 +103,9 @@ class OOF:
 def oof_predictions(cfg: Config) -> OOF:
     """Out-of-fold predictions lined up with the training labels (by id)."""
     path = _require(reader(cfg).oof_path, "finish k-fold training first")
-    run = open_run(cfg)
+    run = open_run(cfg, write=False)  # checks the data still matches the run; writes nothing
     task = run.task
-    oof = pd.read_csv(path, dtype={task.id_column: str})
+    oof = read_predictions(path, task.id_column)
     data = run.load_data()
     oof = oof.set_index(task.id_column).loc[data.train[task.id_column].to_numpy(), task.label_columns]
     return OOF(task.label_columns, data.labels, oof.to_numpy())
@@ -146,7 +147,7 @@ def compare_runs(fit: Config, itpt: Config) -> dict | None:
 def fold_test_predictions(cfg: Config) -> dict:
     """Per-fold test predictions, how alike they are, and their mean (what test_pred.csv holds)."""
     task = get_task(cfg.run.task)
-    frames = [pd.read_csv(_require(_fold_file(cfg, k, "test.csv"), f"train fold {k} first"), dtype={task.id_column: str})
+    frames = [read_predictions(_require(_fold_file(cfg, k, "test.csv"), f"train fold {k} first"), task.id_column)
               for k in range(cfg.data.n_folds)]
     stacked = np.stack([f[task.label_columns].to_numpy() for f in frames])  # folds × rows × labels
     # Spearman (AUC only sees order) between two folds' predictions, per label, then the mean
@@ -156,7 +157,7 @@ def fold_test_predictions(cfg: Config) -> dict:
                       for j in range(len(task.label_columns))) / len(task.label_columns)
     blended = frames[0][[task.id_column]].copy()
     blended[task.label_columns] = stacked.mean(0)
-    saved = pd.read_csv(_require(reader(cfg).test_pred_path, "finish k-fold training first"), dtype={task.id_column: str})
+    saved = read_predictions(_require(reader(cfg).test_pred_path, "finish k-fold training first"), task.id_column)
     return {
         "per_fold": {k: f for k, f in enumerate(frames)},
         "correlation": correlation,
@@ -170,7 +171,7 @@ def validate_submission(cfg: Config, path) -> pd.DataFrame:
     (its test rows only, when data.max_rows bounded them), item by item."""
     task = get_task(cfg.run.task)
     sample = reader(cfg).load_data().sample_submission
-    sub = pd.read_csv(path, dtype={task.id_column: str})
+    sub = read_predictions(path, task.id_column)
     values = sub[[c for c in sub.columns if c != task.id_column]].to_numpy(dtype=float)
     checks = {
         "columns equal sample_submission's": list(sub.columns) == list(sample.columns),

@@ -86,12 +86,6 @@ def lm_param_groups(model, cfg: Config, fresh_head: bool) -> list[dict]:
 RESUME_FORMAT = 1
 
 
-def resume_dir(run: Run) -> Path:
-    """Hidden, beside the LM's own folder and keyed like it: only the same LM settings and inputs
-    resume from it."""
-    return run.lm_dir.with_name(f".{run.lm_dir.name}.partial")
-
-
 def save_progress(folder: Path, model, training: Training, progress: dict) -> None:
     """Weights (safetensors; tied weights stored once), the optimizer/schedule/scaler/RNG states
     (tensors and numbers only) and the epoch's bookkeeping, replacing the previous epoch's whole."""
@@ -141,7 +135,7 @@ def main(cfg: Config) -> dict:
     if fresh_head:
         log.warning("lm: %s has no trained MLM head; a fresh one is initialised (decoder tied to the input embeddings)", cfg.model.name)
     model.to(device)
-    saved_state = resume_dir(run)
+    saved_state = run.lm_resume_dir
     plan = {"format": RESUME_FORMAT, "epochs": lm.epochs, "train_blocks": len(train_blocks), "heldout_blocks": len(heldout_blocks)}
     progress = load_progress(saved_state, plan)
     if progress is None:
@@ -175,8 +169,7 @@ def main(cfg: Config) -> dict:
             collate=MaskingCollator(train_blocks, tokenizer, lm.mlm_probability, lm.whole_word_mask, seed=cfg.run.seed),
             rows=len(train_blocks), epochs=lm.epochs, device=device, precision=precision,
             warmup_ratio=lm.warmup_ratio, grad_accum=lm.grad_accum, max_grad_norm=lm.max_grad_norm,
-            # train.log_every is still the run's one reporting interval: config has no lm.log_every yet
-            log_every=cfg.train.log_every, section="lm", desc="lm", progress=cfg.run.progress, on_epoch=end_of_epoch,
+            log_every=cfg.lm.log_every, section="lm", desc="lm", progress=cfg.run.progress, on_epoch=end_of_epoch,
             start_epoch=progress["epochs_done"], resume_state=resume_state)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted in LM epoch {progress['epochs_done'] + 1}; rerun the same command to resume") from None

@@ -127,22 +127,12 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
         distributed.barrier()
 
 
-def saves_models(cfg: Config) -> bool:
-    return cfg.train.save_models and cfg.model.kind == "transformer"  # the baselines have no weights to keep
-
-
-def fold_done(run: Run, fold: int) -> bool:
-    """The record marks a finished fold; with `train.save_models` its weights must be there too, so a
-    fold trained before weights were kept (or whose model folder was deleted) is trained again."""
-    return run.fold_complete(fold) and (not saves_models(run.cfg) or run.fold_model_dir(fold).is_dir())
-
-
 def main(cfg: Config) -> dict | None:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
     every_fold = range(cfg.data.n_folds)
-    if run.metrics_path.is_file() and all(fold_done(run, k) for k in every_fold):
+    if run.metrics_path.is_file() and all(run.fold_complete(k) for k in every_fold):
         metrics = read_json(run.metrics_path)
         log.info("train: reusing %s (OOF %s %.4f)", run.metrics_path, run.task.metric_name, metrics["oof_auc"])
         return metrics
@@ -153,7 +143,7 @@ def main(cfg: Config) -> dict | None:
     bad = [k for k in wanted if not 0 <= k < cfg.data.n_folds]
     if bad:
         raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{cfg.data.n_folds - 1}")
-    done = [k for k in wanted if fold_done(run, k)]
+    done = [k for k in wanted if run.fold_complete(k)]
     if done:
         log.info("train: folds %s already complete in %s, resuming", done, run.dir)
     todo = [k for k in wanted if k not in done]
@@ -163,11 +153,11 @@ def main(cfg: Config) -> dict | None:
         elif todo:
             baselines.fit_baseline(run, data, folds, todo)
     except KeyboardInterrupt:
-        stopped_in = next((k for k in todo if not fold_done(run, k)), todo[-1])
+        stopped_in = next((k for k in todo if not run.fold_complete(k)), todo[-1])
         raise Interrupted(f"interrupted in fold {stopped_in}; rerun the same command to resume") from None
     if not distributed.is_main():  # rank 0 assembles and writes the run's files
         return None
-    if not all(fold_done(run, k) for k in every_fold):
+    if not all(run.fold_complete(k) for k in every_fold):
         log.info("train: folds %s done; train the others for oof.csv and metrics.json", wanted)
         return None
     metrics = assemble(run, data, folds)
