@@ -74,7 +74,7 @@ def fold_model_dirs(run: Run) -> list[Path]:
                        f"again under a new name with --set train.save_models=true")
     folders = []
     for fold in range(cfg.data.n_folds):
-        if not run.fold_complete(fold):
+        if not run.fold_file(fold, "record.json").is_file():  # not fold_complete: a missing model gets its own message below
             raise RunError(f"{run.dir}: fold {fold} is not trained ({run.fold_file(fold, 'record.json').name} missing); "
                            f"finish the run with `python -m kagglebert train` first")
         folder = run.fold_model_dir(fold)
