@@ -132,3 +132,13 @@ def pytest_configure(config):
     # tests that take tens of seconds are marked slow: `pytest -m "not slow"` for a quick pass;
     # `make test` runs them all
     config.addinivalue_line("markers", "slow: takes tens of seconds; deselect with -m 'not slow'")
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps process-wide state once anything creates it (the bench's Hugging Face
+    Trainer does), and `notebook_launcher` then refuses to start; each test leaves it as it found it."""
+    yield
+    state = sys.modules.get("accelerate.state")
+    if state is not None:
+        state.AcceleratorState._reset_state(reset_partial_state=True)
