@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kagglebert.core.batching import MaskingCollator, PadCollator, pack_blocks
-from kagglebert.core.engine import make_scaler, make_scheduler, param_groups, train_epoch
+from kagglebert.core.engine import make_scaler, make_scheduler, train_epoch
 from kagglebert.core.errors import RunError
 from kagglebert.core.modeling import Classifier, masked_lm_loss
 from kagglebert.core.tasks import bce_loss
@@ -107,47 +107,6 @@ def test_a_fresh_mlm_head_gets_its_own_lr_and_the_tied_decoder_stays_with_the_en
     assert fresh["bert.encoder.layer.0.attention.self.query.weight"] == 1e-4
     trained = lr_of(lm_param_groups(model, cfg, fresh_head=False))
     assert set(trained.values()) == {1e-4}
-
-
-def factors(kind: str, total: int = 10, warmup_ratio: float = 0.2, **extra) -> list[float]:
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = make_scheduler(optimizer, total, warmup_ratio, kind, **extra)
-    out = [scheduler.get_last_lr()[0]]
-    for _ in range(total):
-        optimizer.step()
-        scheduler.step()
-        out.append(scheduler.get_last_lr()[0])
-    return out
-
-
-def test_schedules_have_their_documented_values():
-    # 10 steps, 20% warm-up = 2 steps: up to the peak in 2, then linearly to 0 at step 10
-    assert factors("linear") == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0])
-    assert factors("constant") == pytest.approx([0.5, 1.0] + [1.0] * 9)
-    # ULMFiT's slanted triangular: from peak/32 up to the peak at the cut (step 2), back to peak/32 at the end
-    stlr = factors("stlr", stlr_ratio=32.0)
-    assert stlr[0] == pytest.approx(1 / 32) and stlr[2] == pytest.approx(1.0) and stlr[10] == pytest.approx(1 / 32)
-    assert stlr[1] == pytest.approx((1 + 0.5 * 31) / 32) and stlr[6] == pytest.approx((1 + 0.5 * 31) / 32)
-    assert factors("linear", warmup_ratio=0.0)[:3] == pytest.approx([1.0, 0.9, 0.8])
-
-
-def test_layer_wise_decay_and_no_decay_for_biases_and_layernorm(tiny_model_dir):
-    from transformers import AutoModel
-
-    model = Classifier(AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False), n_labels=6)
-    groups = param_groups(model, model.encoder, lr=1.0, head_lr=7.0, layer_decay=0.5, weight_decay=0.01)
-    names = {id(p): n for n, p in model.named_parameters()}
-    lr = {names[id(p)]: g["lr"] for g in groups for p in g["params"]}
-    decay = {names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
-    assert set(lr) == set(names.values())  # every trainable parameter is in exactly one group
-    # 2 layers: the top one at lr, each layer below halved, the embeddings below layer 0; the head at head_lr
-    assert lr["encoder.encoder.layer.1.attention.self.query.weight"] == 1.0
-    assert lr["encoder.encoder.layer.0.attention.self.query.weight"] == 0.5
-    assert lr["encoder.embeddings.word_embeddings.weight"] == 0.25
-    assert lr["head.weight"] == lr["head.bias"] == 7.0
-    assert decay["encoder.encoder.layer.0.attention.self.query.weight"] == 0.01
-    assert decay["encoder.encoder.layer.0.attention.self.query.bias"] == 0.0
-    assert decay["encoder.embeddings.LayerNorm.weight"] == 0.0
 
 
 class CountingLoader(list):
