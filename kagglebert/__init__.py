@@ -9,9 +9,10 @@ A finished run scores new texts from Python:
     model.predict(["thanks for fixing the citation"])    # DataFrame: per-label probabilities
 """
 from .core.config import Config, load as load_config
+from .core.paths import kagglebert_version
 
 __all__ = ["Config", "load_config", "load_run"]
-__version__ = "0.1.0"
+__version__ = kagglebert_version()
 
 
 def load_run(run, runs_dir="runs", *, device="auto", batch_size=0):

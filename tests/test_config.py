@@ -7,7 +7,7 @@ import pytest
 from kagglebert.core import config as config_mod
 from kagglebert.core.config import Config
 from kagglebert.core.errors import ConfigError
-from kagglebert.core.paths import BUNDLED_CONFIGS, REPO_ROOT
+from kagglebert.core.paths import BUNDLED_CONFIGS
 
 DEMO = BUNDLED_CONFIGS / "demo.toml"
 

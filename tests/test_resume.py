@@ -4,7 +4,6 @@ folder is gone is trained again; Ctrl-C is one line naming where it stopped, exi
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys

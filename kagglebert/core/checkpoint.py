@@ -15,7 +15,6 @@ as fp32; mixed precision at inference is chosen by the caller, as in training.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from .atomic import write_json
 from .config import ModelConfig
 from .errors import RunError
 from .modeling import Classifier, load_encoder
+from .paths import kagglebert_version
 from .tasks import TaskSpec
 from .tokenization import load_tokenizer, quiet_transformers
 
@@ -36,13 +36,6 @@ HEAD_FILE = "head.safetensors"
 ENCODER_FILES = ("config.json", "model.safetensors")
 TOKENIZER_FILE = "tokenizer.json"  # kagglebert needs a fast tokenizer; this file is what makes one
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def kagglebert_version() -> str:
-    try:
-        return importlib.metadata.version("kagglebert")
-    except importlib.metadata.PackageNotFoundError:  # a clone used without `pip install -e .`
-        return "unknown"
 
 
 def cast_state(module: torch.nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:

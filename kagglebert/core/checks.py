@@ -23,13 +23,12 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from .config import MIN_ROWS_PER_FOLD, Config
 from .data import CompetitionData, find_file, load_competition
 from .errors import ConfigError, DataError
-from .paths import find_data_dir, resolve_model
+from .paths import find_data_dir, kagglebert_version, resolve_model
 from .tasks import TaskSpec, get_task
 
 log = logging.getLogger("kagglebert")
@@ -40,13 +39,6 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", 
 OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xlm-roberta-xl"}
 MIN_TOKENIZER_SHARE = 0.5  # a tokenizer covering less than half the embedding rows is not the model's
 MIN_POSITIVES_PER_FOLD = 2  # fewer: some fold's AUC for that label is undefined or rests on one comment
-
-
-def kagglebert_version() -> str:
-    try:
-        return metadata.version("kagglebert")
-    except metadata.PackageNotFoundError:  # a clone used without installing
-        return "unknown"
 
 
 _hashes: dict[tuple, str] = {}

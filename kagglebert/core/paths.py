@@ -14,9 +14,18 @@ import io
 import logging
 import os
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 from .errors import ConfigError
+
+
+def kagglebert_version() -> str:
+    """The installed package's version (pyproject.toml is its one home)."""
+    try:
+        return metadata.version("kagglebert")
+    except metadata.PackageNotFoundError:  # a source tree used without installing it
+        return "unknown"
 
 log = logging.getLogger("kagglebert")
 

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.atomic import atomic_dir, read_json, write_json
-from ..core.checkpoint import DTYPES, kagglebert_version, load_classifier, save_classifier
+from ..core.checkpoint import DTYPES, load_classifier, save_classifier
 from ..core.config import ModelConfig
 from ..core.errors import ConfigError, RunError
-from ..core.paths import PACKAGED_MODEL, REPO_ROOT, kaggle_input
+from ..core.paths import PACKAGED_MODEL, REPO_ROOT, kaggle_input, kagglebert_version
 from ..core.runs import Run
 from ..stages.predict import check_fold_metas, fold_model_dirs, locate_run
 from . import wheels as wheels_mod

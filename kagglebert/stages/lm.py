@@ -61,8 +61,8 @@ def perplexity(model, blocks: np.ndarray, tokenizer, cfg: Config, device, precis
     collate = MaskingCollator(blocks, tokenizer, cfg.lm.mlm_probability, cfg.lm.whole_word_mask, seed=HELDOUT_MASK_SEED)
     total = torch.zeros((), device=device, dtype=torch.float64)
     count = 0
-    for start in range(0, len(blocks), cfg.lm.batch_size):
-        batch = collate(list(range(start, min(start + cfg.lm.batch_size, len(blocks)))))
+    for first in range(0, len(blocks), cfg.lm.batch_size):
+        batch = collate(list(range(first, min(first + cfg.lm.batch_size, len(blocks)))))
         n = int((batch["labels"] != -100).sum())
         if n == 0:
             continue

@@ -91,7 +91,7 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
         with atomic_dir(run.fold_model_dir(fold)) as folder:
             save_classifier(model, tokenizer, folder, task=task, model_cfg=cfg.model, dtype=tc.save_dtype)
     test_pred = predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
-    del model, best["state"]
+    model = best["state"] = None  # free the fold's weights before the next fold builds its own
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
