@@ -338,7 +338,7 @@ def test_figures_say_what_they_show():
 
     metrics = {"train_blocks": 64, "perplexity_before": 100.0, "perplexity_after": 50.0,
                "epochs": [{"epoch": 1, "loss_curve": [5.0, 4.0, 3.5, 3.0]}]}
-    cfg = type("Cfg", (), {"lm": type("LM", (), {"batch_size": 16})(), "train": type("T", (), {"log_every": 1})()})()
+    cfg = type("Cfg", (), {"lm": type("LM", (), {"batch_size": 16, "log_every": 1})()})()
     ax = plots.lm_loss_curve(metrics, cfg).axes[0]
     assert list(ax.lines[0].get_xdata()) == [1, 2, 3, 4] and "per step" in ax.get_title()
 
