@@ -74,6 +74,8 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # The profile's config, printed as the TOML that is saved in the run folder.
 
 # %%
+# %matplotlib inline
+# (figures inline: without it, matplotlib < 3.9 — Kaggle's images — shows a cell's first figure as text)
 from kagglebert.core import config
 from kagglebert.stages import eda
 from kagglebert.notebook import plots, profiles, report

@@ -76,6 +76,8 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # its classifier from the LM this notebook saves (and a FiT arm without it, for comparison).
 
 # %%
+# %matplotlib inline
+# (figures inline: without it, matplotlib < 3.9 — Kaggle's images — shows a cell's first figure as text)
 from kagglebert.core import config
 from kagglebert.stages import lm
 from kagglebert.notebook import environment, plots, profiles, report

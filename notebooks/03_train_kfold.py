@@ -75,6 +75,8 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # Only those two keys differ.
 
 # %%
+# %matplotlib inline
+# (figures inline: without it, matplotlib < 3.9 — Kaggle's images — shows a cell's first figure as text)
 from kagglebert.core import config
 from kagglebert.notebook import environment, plots, profiles, report
 

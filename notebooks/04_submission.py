@@ -75,6 +75,8 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # rank every finished candidate and pick the file to submit.
 
 # %%
+# %matplotlib inline
+# (figures inline: without it, matplotlib < 3.9 — Kaggle's images — shows a cell's first figure as text)
 from kagglebert.core import config
 from kagglebert.stages import submit
 from kagglebert.notebook import plots, profiles, report

@@ -77,6 +77,8 @@ logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the
 # score from training.
 
 # %%
+# %matplotlib inline
+# (figures inline: without it, matplotlib < 3.9 — Kaggle's images — shows a cell's first figure as text)
 import kagglebert
 from kagglebert.deploy import export
 from kagglebert.stages import predict
