@@ -245,6 +245,10 @@ CASES: dict[str, Case] = {
     "submit.name with ..": Case(("submit.name = '../x': use a plain folder name",), setting("submit.name=../x")),
     "submit.name absolute": Case(("submit.name = '/tmp/evil'",), setting("submit.name=/tmp/evil")),
     "submit.name backslash": Case(("submit.name = 'a\\\\b'",), setting("submit.name=a\\b")),
+    # found before training, not when the submission is written after it
+    "submit.dir under a file": Case(("submit.dir = ", "train.csv/subs': ", "train.csv is not a folder"),
+                                    lambda ctx: ["--set", f"submit.dir={ctx.data / 'train.csv' / 'subs'}"]),
+    "submit.dir not writable": Case(("submit.dir = '/proc/kb-subs': cannot write in /proc",), setting("submit.dir=/proc/kb-subs")),
     # ---- the config file itself ----
     "config not UTF-8": Case(("my-config.toml: line 2: not UTF-8 text (byte 0xe9)",),
                              config_file(b"[run]\nname = \"caf\xe9\"\n")),
@@ -252,7 +256,7 @@ CASES: dict[str, Case] = {
     "config missing": Case(("nope.toml: config file not found",), lambda ctx: ["--config", str(ctx.tmp / "nope.toml")]),
     # ---- the data files ----
     "data.dir missing": Case(("data.dir = ", "no-such-data': no such folder"), missing_data_dir),
-    "data.dir is a file": Case(("data.dir = ", "train.csv': no such folder"), lambda ctx: ["--set", f"data.dir={ctx.data / 'train.csv'}"]),
+    "data.dir is a file": Case(("data.dir = ", "train.csv': is a file; give the folder"), lambda ctx: ["--set", f"data.dir={ctx.data / 'train.csv'}"]),
     "train.csv is a folder": Case(("{data}/train.csv: file not found",), train_csv_is_a_folder),
     "missing column": Case(("{data}/train.csv: row 0 (header), column 'toxic': missing",), edit_csv("train.csv", lambda f: f.drop(columns="toxic", inplace=True))),
     "duplicate id": Case(("{data}/train.csv: row 8, column 'id': duplicate id",), edit_csv("train.csv", lambda f: f.__setitem__("id", f["id"].where(f.index != 7, f["id"][2])))),

@@ -150,11 +150,11 @@ def test_every_numeric_key_has_a_range():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.lr=-1e-5", "config: train.lr = -1e-05; must be above 0.0"),
-    ("train.lr=inf", "config: train.lr = inf; must be above 0.0"),
-    ("model.dropout=1.0", "config: model.dropout = 1.0; must be in [0.0, 1.0)"),
-    ("lm.heldout_frac=0.6", "config: lm.heldout_frac = 0.6; must be in (0.0, 0.5]"),
-    ("train.pad_multiple=0", "config: train.pad_multiple = 0; must be at least 1"),
+    ("train.lr=-1e-5", "config: train.lr = -1e-05; must be a finite number above 0.0"),
+    ("train.lr=inf", "config: train.lr = inf; must be a finite number above 0.0"),
+    ("model.dropout=1.0", "config: model.dropout = 1.0; must be a finite number in [0.0, 1.0)"),
+    ("lm.heldout_frac=0.6", "config: lm.heldout_frac = 0.6; must be a finite number in (0.0, 0.5]"),
+    ("train.pad_multiple=0", "config: train.pad_multiple = 0; must be a finite number at least 1"),
     ("data.max_rows=29", "config: data.max_rows = 29; use 0 (all rows) or at least 30 (10 per fold for data.n_folds = 3)"),
     ("train.folds=[true]", "config: train.folds = [True]; entries must be fold numbers (ints), got True"),
     ("run.device=gpu", "config: run.device = 'gpu'; choose auto, cpu, cuda, cuda:N or mps"),

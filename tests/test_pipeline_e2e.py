@@ -232,3 +232,16 @@ def test_resumed_training_skips_finished_folds(tmp_path, short_test_dir, tiny_mo
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["fold_auc"][0] == json.loads(record.read_text())["score"]  # fold 0's score from the first command
     assert len(pd.read_csv(run / "oof.csv")) == 120
+
+
+def test_a_deleted_oof_csv_is_assembled_again_from_the_fold_files(e2e, run_cli):
+    """A finished run whose oof.csv is gone is not called finished: `train` assembles it again from
+    the fold files, without training a fold."""
+    oof = e2e["run"] / "oof.csv"
+    before = oof.read_bytes()
+    oof.unlink()
+    proc = run_cli("train", *e2e["args"][1:])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert oof.read_bytes() == before
+    assert "already complete" in proc.stderr and "epoch 1/1" not in proc.stderr
+

@@ -90,7 +90,11 @@ def load_member(run: Run, task: TaskSpec, train_ids: np.ndarray) -> Member:
     known = set(oof[task.id_column])
     absent = [i for i in train_ids if i not in known]
     if absent or len(oof) != len(train_ids):
-        raise RunError(f"{run.oof_path}: does not cover the training ids of the first run (e.g. id {absent[0] if absent else '?'!r})")
+        expected = set(train_ids)
+        extra = next((i for i in oof[task.id_column] if i not in expected), None)
+        detail = f"lacks id {absent[0]!r}" if absent else f"has id {extra!r}, which the first run does not"
+        raise RunError(f"{run.oof_path}: {len(oof)} rows vs the first run's {len(train_ids)} ({detail}); blend runs trained "
+                       f"on the same rows and folds (same data.dir, data.max_rows, data.n_folds, data.fold_seed)")
     oof = oof.set_index(task.id_column).loc[train_ids].reset_index()
     return Member(run, folds, oof[task.label_columns].to_numpy(np.float64), test)
 

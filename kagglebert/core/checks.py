@@ -22,6 +22,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -343,7 +345,21 @@ def preflight(cfg: Config) -> Preflight:
         data = check_data(cfg, task)
         # every kind is checked: TF-IDF needs no weights, but EDA measures token lengths with model.name's tokenizer
         model = check_model(cfg)
+        check_writable_dir(cfg.submit.dir, "submit.dir")  # found now, not after hours of training
     return Preflight(data, model)
+
+
+def check_writable_dir(folder: str, key: str) -> None:
+    """`folder` exists as a writable folder, or can be created: its nearest existing ancestor is a
+    writable folder. Nothing is created here."""
+    path = Path(folder).expanduser().absolute()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise ConfigError(f"config: {key} = {folder!r}: {existing} is not a folder")
+    try:  # a real probe, removed at once: permission bits say nothing for root or read-only mounts
+        os.rmdir(tempfile.mkdtemp(prefix=".kagglebert-probe-", dir=existing))
+    except OSError as err:
+        raise ConfigError(f"config: {key} = {folder!r}: cannot write in {existing}: {err.strerror or err}") from None
 
 
 def input_fingerprints(cfg: Config) -> dict:

@@ -196,7 +196,8 @@ def config_path(name: str | Path) -> Path:
     bundled = BUNDLED_CONFIGS / f"{path.name.removesuffix('.toml')}.toml"
     if bundled.is_file() and (path.parent in (Path("."), Path("configs")) or path.name == str(name)):
         return bundled
-    raise ConfigError(f"{name}: config file not found (bundled configs: {', '.join(bundled_configs())})")
+    what = "is a folder, not a config file" if path.is_dir() else "config file not found"
+    raise ConfigError(f"{name}: {what} (bundled configs: {', '.join(bundled_configs())})")
 
 
 def read_tables(path: str | Path) -> dict:
@@ -323,7 +324,7 @@ def validate(cfg: Config) -> None:
         section, key = dotted.split(".")
         value = getattr(getattr(cfg, section), key)
         if not in_range(value, *bounds):
-            raise ConfigError(f"config: {dotted} = {value!r}; must be {describe_range(*bounds)}")
+            raise ConfigError(f"config: {dotted} = {value!r}; must be a finite number {describe_range(*bounds)}")
     smallest = cfg.data.n_folds * MIN_ROWS_PER_FOLD
     if cfg.data.max_rows != 0 and cfg.data.max_rows < smallest:
         raise ConfigError(

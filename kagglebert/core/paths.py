@@ -126,7 +126,8 @@ def find_data_dir(explicit: str, competition_slug: str, require_competition: boo
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_dir():
-            raise ConfigError(f"data.dir = {explicit!r}: no such folder")
+            what = "is a file; give the folder that holds train.csv, test.csv and sample_submission.csv" if path.is_file() else "no such folder"
+            raise ConfigError(f"data.dir = {explicit!r}: {what}")
         return path
     from .tasks import TASKS  # tasks imports torch: only when a search is needed
 

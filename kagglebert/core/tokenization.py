@@ -22,11 +22,14 @@ TRUNCATIONS = ("head", "tail", "head+tail", "none")
 
 
 def quiet_transformers() -> None:
-    """transformers prints a load report for every missing key; kagglebert says what matters itself."""
+    """transformers prints a load report for every missing key, and huggingface_hub a warning for every
+    failed request (offline, twice per file); kagglebert says what matters itself, in one line."""
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    hub_logging.set_verbosity_error()
 
 
 def load_tokenizer(model_path: str):

@@ -132,7 +132,8 @@ def main(cfg: Config) -> dict | None:
     with distributed.main_first():
         run = open_run(cfg)
     every_fold = range(cfg.data.n_folds)
-    if run.metrics_path.is_file() and all(run.fold_complete(k) for k in every_fold):
+    finished = (run.metrics_path, run.oof_path, run.test_pred_path)  # a deleted one is assembled again below
+    if all(p.is_file() for p in finished) and all(run.fold_complete(k) for k in every_fold):
         metrics = read_json(run.metrics_path)
         log.info("train: reusing %s (OOF %s %.4f)", run.metrics_path, run.task.metric_name, metrics["oof_auc"])
         return metrics
