@@ -184,39 +184,40 @@ def train_epoch(
     steps = len(loader)
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     start_time = time.perf_counter()
-    for step, batch in enumerate(loader):
-        samples += len(batch["input_ids"])
-        tokens += int(batch["attention_mask"].sum())  # counted on the CPU copy, before the transfer
-        batch = move(batch, device)
-        with autocast(device, precision):
-            loss = compute_loss(model, batch)
-        scaler.scale(loss / grad_accum).backward()
-        window_loss += loss.detach()
-        window_steps += 1
-        if (step + 1) % grad_accum == 0 or step + 1 == steps:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            scaler.step(optimizer)  # skipped by the scaler if fp16 gradients overflowed
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            lr_factors.append(scheduler.get_last_lr()[0] / scheduler.base_lrs[0])
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            # the one host sync per window; under DDP the mean over ranks, so every rank stops together
-            window_mean = distributed.mean_over_ranks(window_loss).item() / window_steps
-            if not math.isfinite(window_mean):
-                bar.close()
-                raise non_finite_loss(window_mean, f"{desc}, step {step + 1}", precision, section, max(scheduler.base_lrs))
-            loss_curve.append(window_mean)
-            window_loss.zero_()
-            window_steps = 0
-            elapsed = time.perf_counter() - start_time
-            bar.set_postfix(loss=f"{window_mean:.4f}", lr=f"{max(scheduler.get_last_lr()):.2e}", sps=f"{samples / elapsed:.0f}")
-            bar.update((step + 1) - bar.n)
+    try:  # the bar is closed however the epoch ends (Ctrl-C, a non-finite loss): its line is cleared
+        for step, batch in enumerate(loader):
+            samples += len(batch["input_ids"])
+            tokens += int(batch["attention_mask"].sum())  # counted on the CPU copy, before the transfer
+            batch = move(batch, device)
+            with autocast(device, precision):
+                loss = compute_loss(model, batch)
+            scaler.scale(loss / grad_accum).backward()
+            window_loss += loss.detach()
+            window_steps += 1
+            if (step + 1) % grad_accum == 0 or step + 1 == steps:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                scaler.step(optimizer)  # skipped by the scaler if fp16 gradients overflowed
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                lr_factors.append(scheduler.get_last_lr()[0] / scheduler.base_lrs[0])
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                # the one host sync per window; under DDP the mean over ranks, so every rank stops together
+                window_mean = distributed.mean_over_ranks(window_loss).item() / window_steps
+                if not math.isfinite(window_mean):
+                    raise non_finite_loss(window_mean, f"{desc}, step {step + 1}", precision, section, max(scheduler.base_lrs))
+                loss_curve.append(window_mean)
+                window_loss.zero_()
+                window_steps = 0
+                elapsed = time.perf_counter() - start_time
+                bar.set_postfix(loss=f"{window_mean:.4f}", lr=f"{max(scheduler.get_last_lr()):.2e}", sps=f"{samples / elapsed:.0f}")
+                bar.update((step + 1) - bar.n)
+    finally:
+        bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # the clock must include the queued GPU work
     seconds = time.perf_counter() - start_time
-    bar.close()
     mean_loss = float(sum(loss_curve) / max(1, len(loss_curve)))
     return EpochStats(mean_loss, samples, tokens, seconds, lr_factors, loss_curve)
 
