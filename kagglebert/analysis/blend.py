@@ -75,7 +75,7 @@ def read_member_predictions(path: Path, task: TaskSpec, hint: str) -> pd.DataFra
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = map(int, np.argwhere(bad)[0])
-        raise RunError(f"{path}: row {row + 2}, column {task.label_columns[col]!r}: not a number")  # +2: header, 1-based
+        raise RunError(f"{path}: row {row + 1}, column {task.label_columns[col]!r}: not a number")  # 1 = first data row, as everywhere
     return frame
 
 
