@@ -278,7 +278,7 @@ def test_blend_names_a_member_cell_that_is_not_a_number(tfidf_run, features_run,
                      "--submissions-dir", str(work / "submissions")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
-    assert "tfidf-broken/oof.csv: row 6, column 'threat'" in err  # row 6 of the file: header + 0-based row 4
+    assert "tfidf-broken/oof.csv: row 5, column 'threat'" in err  # 0-based row 4 = data row 5 (1 = first data row, as everywhere)
     assert not (runs / "broken-blend").exists() and not (work / "submissions" / "broken-blend.csv").exists()
 
 
