@@ -204,6 +204,43 @@ def test_notebook_launcher_two_processes_give_the_one_process_result(tiny_model_
     assert changed > 10
 
 
+
+AFTER_A_PARALLEL_OP = """
+import sys, torch
+from kagglebert.core.config import Config
+from kagglebert.notebook import environment
+
+def stage(cfg):  # a parallel CPU op in each worker: what DDP's parameter broadcast does first
+    big = torch.ones(4_000_000)
+    return int(torch.cat([big, big]).sum())
+
+torch.set_num_threads(2)
+big = torch.ones(4_000_000)
+torch.cat([big, big]).sum()  # the notebook ran torch on its CPU threads before launching
+print(environment.launch(stage, Config(), num_processes=2))
+"""
+
+
+def test_launch_survives_a_notebook_that_already_ran_parallel_cpu_ops(tmp_path):
+    """GNU OpenMP's thread pool does not survive fork: without one thread per worker, a notebook that
+    had used torch on the CPU before `launch` left both workers waiting forever in their first op."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "notebook.py"
+    script.write_text(AFTER_A_PARALLEL_OP)
+    notebook = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "2"}, start_new_session=True)
+    try:
+        out, err = notebook.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(notebook.pid, signal.SIGKILL)  # the workers too: hung ones would outlive the test
+        notebook.communicate()
+        pytest.fail("launch hung: the forked workers never finished their first parallel CPU op")
+    assert notebook.returncode == 0, err[-2000:]
+    assert out.strip().splitlines()[-1] == "8000000"
+
 # --- work carried between notebooks -------------------------------------------------------------
 
 def tree_snapshot(root: Path) -> dict:

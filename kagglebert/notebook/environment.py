@@ -285,10 +285,15 @@ def free_port() -> int:
 
 def _stage_in_worker(stage, cfg: Config) -> None:
     """One worker of `launch`: join the process group the launcher describes, run the stage, leave."""
+    import torch
     import torch.distributed as dist
 
     from ..core import distributed
 
+    # One CPU thread per worker, as torchrun sets OMP_NUM_THREADS=1. It is also what keeps a forked
+    # worker alive: once the notebook's process has run a parallel CPU op, GNU OpenMP's thread pool
+    # does not survive fork, and the worker's first parallel op (DDP's parameter broadcast) waits forever.
+    torch.set_num_threads(1)
     distributed.init_from_env()
     try:
         stage(cfg)
