@@ -183,3 +183,30 @@ def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         config_mod.load(path)
     assert str(err.value) == f"{path}: line 3: not UTF-8 text (byte 0xe9); save the file as UTF-8"
+
+
+@pytest.mark.parametrize("before, after, changed", [
+    # a key the run's kind never reads may change: the run computes the same thing
+    ({"model.kind": "tfidf"}, {"model.kind": "tfidf", "lm.epochs": 3, "train.epochs": 5, "train.lr": 1e-3}, []),
+    ({"model.kind": "tfidf"}, {"model.kind": "tfidf", "model.name": "bert-base-uncased"}, []),
+    ({"model.kind": "features"}, {"model.kind": "features", "train.epochs": 5, "train.lr": 1e-3}, []),
+    ({"lm.epochs": 0}, {"lm.epochs": 0, "lm.lr": 3e-4}, []),
+    # ... but never a key one side reads
+    ({"model.kind": "tfidf"}, {"model.kind": "tfidf", "train.C": 1.0}, ["train.C"]),
+    ({"model.kind": "features"}, {"model.kind": "features", "model.pooling": "cls"}, ["model.pooling"]),
+    ({"model.kind": "features", "lm.epochs": 1}, {"model.kind": "features", "lm.epochs": 1, "lm.lr": 3e-4}, ["lm.lr"]),
+    ({"lm.epochs": 1}, {"lm.epochs": 0}, ["lm.epochs"]),
+    ({"lm.epochs": 1, "lm.lr": 1e-4}, {"lm.epochs": 0, "lm.lr": 3e-4}, ["lm.epochs", "lm.lr"]),
+    ({"model.kind": "tfidf"}, {"model.kind": "transformer"}, ["model.kind"]),
+    ({}, {"train.lr": 1e-3, "run.device": "cpu"}, ["train.lr"]),
+])
+def test_a_run_is_refused_only_over_keys_it_reads(before, after, changed):
+    from kagglebert.core.runs import changed_settings
+
+    def build(values):
+        cfg = Config()
+        for key, value in values.items():
+            config_mod.set_key(cfg, key, value)
+        return cfg
+
+    assert changed_settings(build(before), build(after)) == changed

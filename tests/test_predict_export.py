@@ -232,6 +232,8 @@ def test_bad_inputs_are_one_line_exit_2_and_nothing_written(trained, capsys, tmp
     taken.write_text("someone else's file\n")
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("thanks for the fix\n")
+    comments = tmp_path / "comments.csv"
+    comments.write_text("comment_text\nthanks for the fix\n")
 
     cases = [
         (["--run", name, "--runs-dir", without_models, "--input", test_csv], "train.save_models = false"),
@@ -244,6 +246,9 @@ def test_bad_inputs_are_one_line_exit_2_and_nothing_written(trained, capsys, tmp
         (["--run", name, "--runs-dir", runs_dir, "--input", tmp_path / "absent.csv"], "file not found"),
         (["--run", name, "--runs-dir", runs_dir, "--input", no_text, "--batch-size", "-1"], "batch size -1"),
         (["--run", name, "--runs-dir", runs_dir, "--input", sentences, "--output", taken], "exists with other content"),
+        (["--run", name, "--runs-dir", runs_dir, "--input", sentences, "--output", tmp_path / "out.parquet"], "give --output a name ending in .csv"),
+        (["--run", name, "--runs-dir", runs_dir, "--input", sentences, "--output", sentences], "written as CSV"),
+        (["--run", name, "--runs-dir", runs_dir, "--input", comments, "--output", comments], "is the input file"),
     ]
     before = {p: p.stat().st_mtime_ns for p in [*tmp_path.rglob("*"), *runs_dir.rglob("*")]}
     for args, expected in cases:

@@ -130,6 +130,13 @@ class Config:
         return cfg
 
 
+
+def needs_lm(cfg: Config) -> bool:
+    """The LM stage runs when lm.epochs > 0 for the kinds that use an encoder: the transformer
+    fine-tunes it, `features` embeds with it. TF-IDF has no encoder."""
+    return cfg.lm.epochs > 0 and cfg.model.kind in ("transformer", "features")
+
+
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
 
 

@@ -191,13 +191,39 @@ def read_inputs(path: Path) -> dict:
         raise RunError(f"{path}: unreadable ({err}); delete the run folder to start over") from None
 
 
+# what each kind of classifier reads besides run.*, data.*, model.kind and (when needs_lm) lm.*:
+# the other model.* / train.* keys cannot change its results (TF-IDF has no encoder, no epochs)
+KIND_READS = {
+    "tfidf": {"train.C"},
+    "features": {"train.C", "train.precision", "train.pad_multiple", "model.name", "model.max_length",
+                 "model.truncation", "model.head_tokens", "model.pooling"},
+}
+
+
+def unread_keys(cfg: Config) -> set[str]:
+    """Keys `cfg` never reads: lm.* without an LM stage, and what its model.kind ignores."""
+    keys = set(config_mod.flat_keys())
+    unread = set() if config_mod.needs_lm(cfg) else {k for k in keys if k.startswith("lm.")}
+    if cfg.model.kind in KIND_READS:
+        unread |= {k for k in keys if k.startswith(("model.", "train.")) and k != "model.kind"} - KIND_READS[cfg.model.kind]
+    return unread
+
+
+def changed_settings(old_cfg: Config, cfg: Config) -> list[str]:
+    """Keys whose change changes what the run computes. A key is ignored only when neither config
+    reads it (lm.epochs 1 → 0 is a change; lm.lr under lm.epochs = 0 on both sides is not)."""
+    old, new = flat(old_cfg.to_dict()), flat(cfg.to_dict())
+    ignored = NEUTRAL_KEYS | (unread_keys(old_cfg) & unread_keys(cfg))
+    return [k for k in new if k not in ignored and old.get(k) != new[k]]
+
+
 def check_config_unchanged(folder: Path, cfg: Config) -> None:
     saved = folder / "config.toml"
     if not saved.is_file():
         return
-    old = flat(config_mod.load(saved).to_dict())
-    new = flat(cfg.to_dict())
-    changed = [k for k in new if k not in NEUTRAL_KEYS and old.get(k) != new[k]]
+    saved_cfg = config_mod.load(saved)
+    old, new = flat(saved_cfg.to_dict()), flat(cfg.to_dict())
+    changed = changed_settings(saved_cfg, cfg)
     if changed:
         shown = "; ".join(f"{k}: {old.get(k)!r} → {new[k]!r}" for k in changed[:4])
         raise RunError(

@@ -31,7 +31,7 @@ from ..core.config import Config
 from ..core.errors import ConfigError
 from ..core.paths import REPO_ROOT, attached_runs_dirs, find_data_dir, kaggle_input
 from ..core.errors import RunError
-from ..core.runs import NEUTRAL_KEYS, Run, flat, open_run, read_run, reader
+from ..core.runs import Run, changed_settings, open_run, read_run, reader
 from ..core.tasks import get_task
 from ..stages import lm, pipeline, submit
 from . import environment, report
@@ -179,8 +179,7 @@ def lm_run(cfg: Config) -> dict:
 
 def _same_settings(saved: Path, cfg: Config) -> bool:
     """The folder's config.toml computes what cfg would (only watching/writing keys may differ)."""
-    old, new = flat(config_mod.load(saved).to_dict()), flat(cfg.to_dict())
-    return all(old.get(k) == v for k, v in new.items() if k not in NEUTRAL_KEYS)
+    return not changed_settings(config_mod.load(saved), cfg)
 
 
 def _link(source: Path, target: Path) -> None:

@@ -5,15 +5,11 @@ call these, so a config behaves the same wherever it is started.
 """
 from __future__ import annotations
 
-from ..core.config import Config
+from ..core.config import Config, needs_lm  # needs_lm lives in core: run folders use it to compare configs
 from ..core import distributed
 from . import eda, lm, submit, train
 
-
-def needs_lm(cfg: Config) -> bool:
-    """The LM stage runs when lm.epochs > 0 for the kinds that use an encoder: the transformer
-    fine-tunes it, `features` embeds with it. TF-IDF has no encoder."""
-    return cfg.lm.epochs > 0 and cfg.model.kind in ("transformer", "features")
+__all__ = ["fit", "needs_lm", "run_all"]
 
 
 def fit(cfg: Config) -> dict | None:

@@ -303,12 +303,20 @@ def predict_file(model: TrainedRun, input_path: str | Path, output: str | Path |
     return score_inputs(model, inputs, sample_submission_for(inputs, model.run), output)
 
 
+def output_path(output: str | Path | None, run: Run, inputs: InputTexts) -> Path:
+    """Where the predictions go, checked before any weights load: a CSV, never the input itself."""
+    out_path = Path(output) if output else default_output(run, inputs.path)
+    if out_path.suffix.lower() != ".csv":  # the output is always CSV: a .parquet name would lie about the file
+        raise RunError(f"{out_path}: predictions are written as CSV; give --output a name ending in .csv")
+    if out_path.resolve() == inputs.path.resolve():
+        raise RunError(f"{out_path}: is the input file; choose another --output")
+    return out_path
+
+
 def score_inputs(model: TrainedRun, inputs: InputTexts, found: tuple[Path, pd.DataFrame] | None,
                  output: str | Path | None) -> Prediction:
     run, task = model.run, model.run.task
-    out_path = Path(output) if output else default_output(run, inputs.path)
-    if out_path.resolve() == inputs.path.resolve():
-        raise RunError(f"{out_path}: is the input file; choose another --output")
+    out_path = output_path(output, run, inputs)
     started = time.perf_counter()
     probs = model.probabilities(inputs.texts)
     seconds = time.perf_counter() - started
@@ -340,4 +348,5 @@ def main(run: str, input_path: str, output: str | None = None, runs_dir: str = "
     check_fold_metas(fold_model_dirs(located), located)
     inputs = read_input(Path(input_path), located)
     found = sample_submission_for(inputs, located)
-    return score_inputs(load_run(run, runs_dir, device=device, batch_size=batch_size), inputs, found, output)
+    out_path = output_path(output, located, inputs)
+    return score_inputs(load_run(run, runs_dir, device=device, batch_size=batch_size), inputs, found, out_path)
