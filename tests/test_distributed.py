@@ -124,3 +124,49 @@ def test_two_gloo_processes_match_one_process_on_the_global_batch(tiny_model_dir
     # the gathered predictions cover every row, in the original order
     expected = predict(model, tokens, pad_id, 3, torch.device("cpu"), "fp32")
     np.testing.assert_allclose(result["predictions"], expected, rtol=1e-4, atol=1e-5)
+
+
+def failing_rank0_worker(rank: int, port: int, out: str) -> None:
+    """Rank 0 fails inside `main_first` (as a refused input does in open_run); every rank records
+    what it raised, and then runs one more collective to prove nobody is left waiting."""
+    from kagglebert.core.errors import RunError
+
+    os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    assert distributed.init_from_env()
+    try:
+        try:
+            with distributed.main_first():
+                if distributed.is_main():
+                    raise RunError("data/train.csv: row 3, column 'toxic': not 0 or 1")
+            outcome = "went on"
+        except RunError as err:
+            outcome = str(err)
+        with open(f"{out}.{rank}", "w") as f:
+            f.write(outcome)
+        distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_a_failure_on_rank_0_stops_the_other_ranks_with_its_message(tmp_path):
+    out = tmp_path / "outcome"
+    mp.spawn(failing_rank0_worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
+    assert (tmp_path / "outcome.0").read_text() == "data/train.csv: row 3, column 'toxic': not 0 or 1"
+    assert (tmp_path / "outcome.1").read_text() == "rank 1 stopped: rank 0 failed: data/train.csv: row 3, column 'toxic': not 0 or 1"
+
+
+def ordered_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    assert distributed.init_from_env()
+    try:
+        with distributed.main_first():
+            with open(out, "a") as f:
+                f.write(str(rank))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_main_first_runs_rank_0_before_the_others(tmp_path):
+    out = tmp_path / "order"
+    mp.spawn(ordered_worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
+    assert out.read_text() == "01"

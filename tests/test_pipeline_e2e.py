@@ -8,6 +8,7 @@ that trained nothing, or trained on shuffled labels, fails here."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -186,7 +187,21 @@ def test_second_run_reuses_outputs(e2e, run_cli):
     assert "lm: reusing" in proc.stderr
     assert "train: reusing" in proc.stderr
     assert "submit: reusing" in proc.stderr
+    assert "near chance" not in proc.stderr  # this run learned the markers
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_a_transformer_near_chance_is_flagged_with_fixes_on_the_command_line(e2e, run_cli, tmp_path):
+    """The CLI says what notebook 04 says: a transformer at OOF AUC 0.55 learned next to nothing."""
+    work = tmp_path / "copy"
+    shutil.copytree(e2e["work"], work)
+    metrics_path = work / "runs" / "demo" / "metrics.json"
+    metrics_path.write_text(json.dumps({**json.loads(metrics_path.read_text()), "oof_auc": 0.55}))
+    args = [str(a).replace(str(e2e["work"]), str(work)) for a in e2e["args"]]
+    proc = run_cli("train", *args[1:])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warning = next(line for line in proc.stderr.splitlines() if "near chance" in line)
+    assert "demo: OOF AUC 0.5500 is near chance (0.5)" in warning and "likely fixes: mean pooling" in warning
 
 
 def test_changed_config_under_same_name_is_refused(e2e, run_cli):

@@ -8,7 +8,7 @@ the model is wrapped in DistributedDataParallel (gradients averaged across ranks
 the global batch); predictions are computed on a shard per rank and all-gathered (`shard_rows`,
 `gather_rows`, used by `modeling.predict`); only rank 0 writes files while the others wait on a
 barrier. Without WORLD_SIZE > 1 every helper is a no-op. This module imports nothing of
-kagglebert's: the engine and the model code stand on it.
+kagglebert's but its error type: the engine and the model code stand on it.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import os
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .errors import RunError
 
 
 def init_from_env() -> bool:
@@ -66,12 +68,25 @@ def local_device(device: torch.device) -> torch.device:
 @contextlib.contextmanager
 def main_first():
     """Rank 0 runs the block first (e.g. writes a cache or a run folder), the others after it: no two
-    processes write the same file at once, and the others then find what rank 0 wrote."""
+    processes write the same file at once, and the others then find what rank 0 wrote. When rank 0's
+    block fails (a refused input, a full disk), the others stop with its message instead of waiting
+    at a collective rank 0 will never reach."""
+    if not is_distributed():
+        yield
+        return
     if not is_main():
-        barrier()
-    yield
-    if is_main():
-        barrier()
+        failure = [None]
+        dist.broadcast_object_list(failure, src=0)  # doubles as the barrier: sent when rank 0's block ended
+        if failure[0] is not None:
+            raise RunError(f"rank {rank()} stopped: rank 0 failed: {failure[0]}")
+        yield
+        return
+    try:
+        yield
+    except BaseException as err:
+        dist.broadcast_object_list([str(err) or type(err).__name__], src=0)
+        raise
+    dist.broadcast_object_list([None], src=0)
 
 
 class ShardedBatchSampler(torch.utils.data.Sampler):

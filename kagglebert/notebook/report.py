@@ -14,6 +14,7 @@ from ..core.atomic import read_json
 from ..core.data import read_predictions
 from ..core.runs import open_run, reader
 from ..core.tasks import get_task
+from ..stages.train import CHANCE_AUC, FIXES, near_chance
 
 
 def _fold_file(cfg: Config, fold: int, kind: str):
@@ -200,8 +201,6 @@ def blend_table(blend_metrics: dict) -> pd.DataFrame:
 # Rows of each task's competition test set. The TaskSpec (core/tasks.py) does not carry it; a file
 # with another count is a sample run's, which Kaggle rejects. 2018: test.csv has 153,164 rows.
 COMPETITION_TEST_ROWS = {"jigsaw-toxic-2018": 153_164}
-CHANCE_AUC = 0.5
-NEAR_CHANCE_MARGIN = 0.1  # a ROC AUC below 0.6 is near chance for these labels: something is broken
 
 
 def honest_score(metrics: dict) -> float:
@@ -229,11 +228,6 @@ def submission_warnings(task_name: str, rows: int, path) -> list[str]:
             "(the bundled sample or data.max_rows): Kaggle will reject it. Attach the competition and use the full profile"]
 
 
-FIXES = ("likely fixes: mean pooling for sentence encoders such as MiniLM (model.pooling=mean); encoder lr 2e-5–6e-5 "
-         "with a fresh head at 1e-3 (train.lr, train.head_lr); at least 2 epochs; rare labels weighted "
-         "(train.pos_weight_power=0.5); a longer model.max_length with head+tail truncation; if only the ITPT arm is weak, "
-         "its LM stage (a fresh MLM head needs lm.head_lr, fewer lm.epochs)")
-
 
 def health_flags(transformers: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
     """Transformer runs (name → metrics) that score near chance or below a classic baseline on the
@@ -242,7 +236,7 @@ def health_flags(transformers: dict[str, dict], baselines: dict[str, dict]) -> l
     best_baseline = max(baselines.items(), key=lambda item: item[1]["oof_auc"], default=None)
     for name, metrics in transformers.items():
         score = metrics["oof_auc"]
-        if score < CHANCE_AUC + NEAR_CHANCE_MARGIN:
+        if near_chance(score):
             flags.append(f"{name}: OOF AUC {score:.4f} is near chance ({CHANCE_AUC}); {FIXES}")
         elif best_baseline is not None and score < best_baseline[1]["oof_auc"]:
             flags.append(f"{name}: OOF AUC {score:.4f} is below the {best_baseline[0]} baseline "

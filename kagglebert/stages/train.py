@@ -127,6 +127,27 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
         distributed.barrier()
 
 
+CHANCE_AUC = 0.5  # the ROC AUC of a random ranking
+NEAR_CHANCE_MARGIN = 0.1  # a transformer below 0.6 on these labels learned next to nothing: something is broken
+FIXES = ("likely fixes: mean pooling for sentence encoders such as MiniLM (model.pooling=mean); encoder lr 2e-5–6e-5 "
+         "with a fresh head at 1e-3 (train.lr, train.head_lr); at least 2 epochs; rare labels weighted "
+         "(train.pos_weight_power=0.5); a longer model.max_length with head+tail truncation; if only the ITPT arm is weak, "
+         "its LM stage (a fresh MLM head needs lm.head_lr, fewer lm.epochs)")
+
+
+def near_chance(score: float) -> bool:
+    return score < CHANCE_AUC + NEAR_CHANCE_MARGIN
+
+
+def log_score(run: Run, metrics: dict, verb: str) -> None:
+    """The run's OOF score — and a warning, with the likely fixes, when a transformer scored near chance."""
+    log.info("train: %s (OOF %s %.4f; folds: %s)", verb, run.task.metric_name, metrics["oof_auc"],
+             ", ".join(f"{s:.4f}" for s in metrics["fold_auc"]))
+    if run.cfg.model.kind == "transformer" and near_chance(metrics["oof_auc"]):
+        log.warning("train: %s: OOF AUC %.4f is near chance (%.1f): the model learned next to nothing; %s",
+                    run.dir.name, metrics["oof_auc"], CHANCE_AUC, FIXES)
+
+
 def main(cfg: Config) -> dict | None:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
@@ -135,7 +156,7 @@ def main(cfg: Config) -> dict | None:
     finished = (run.metrics_path, run.oof_path, run.test_pred_path)  # a deleted one is assembled again below
     if all(p.is_file() for p in finished) and all(run.fold_complete(k) for k in every_fold):
         metrics = read_json(run.metrics_path)
-        log.info("train: reusing %s (OOF %s %.4f)", run.metrics_path, run.task.metric_name, metrics["oof_auc"])
+        log_score(run, metrics, f"reusing {run.metrics_path}")
         return metrics
     with distributed.main_first():  # rank 0 writes folds.csv, the others read it
         data = run.load_data()
@@ -162,5 +183,5 @@ def main(cfg: Config) -> dict | None:
         log.info("train: folds %s done; train the others for oof.csv and metrics.json", wanted)
         return None
     metrics = assemble(run, data, folds)
-    log.info("train: OOF %s %.4f (folds: %s)", run.task.metric_name, metrics["oof_auc"], ", ".join(f"{s:.4f}" for s in metrics["fold_auc"]))
+    log_score(run, metrics, f"wrote {run.metrics_path}")
     return metrics
