@@ -25,6 +25,7 @@ import torch
 from kagglebert import cli
 from kagglebert.core import checks
 from kagglebert.core.errors import Interrupted
+from kagglebert.core.runs import read_run
 
 from conftest import cli_env, read_raw_csv, small_run_overrides
 
@@ -471,6 +472,27 @@ def test_a_second_process_on_a_run_is_refused_until_the_first_dies(made_run, ctx
         holder.wait()
     code, _, err = call_cli(base_args(ctx, "eda"), capsys)
     assert code == 0, err[-3000:]
+
+
+def test_two_runs_sharing_an_lm_take_turns_at_training_it(made_run, ctx, capsys):
+    """Another run name with the same LM settings and inputs trains into the same runs/_lm/<key>:
+    while one process trains it, a second is refused with the holder's pid, then proceeds."""
+    lm = read_run(ctx.work / "runs", "demo")
+    lm.lm_lock_path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lm.lm_lock_path)], stdout=subprocess.PIPE, text=True)
+    other = base_args(ctx, "lm", **{"run.name": "other"})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, _, err = call_cli(other, capsys)
+        assert code == 2
+        assert_one_error_line(err, [f"{lm.lm_dir}: this LM stage is being trained by another kagglebert process (pid {holder.pid})"], whole=True)
+        assert not lm.lm_dir.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = call_cli(other, capsys)
+    assert code == 0, err[-3000:]
+    assert read_run(ctx.work / "runs", "other").lm_dir == lm.lm_dir and lm.lm_complete()
 
 
 def test_submit_writes_nothing_into_the_run_folder(made_run, ctx, capsys):

@@ -12,6 +12,7 @@
                 oof.csv, test_pred.csv, metrics.json
     runs/_lm/<key>/                    an LM stage's output, keyed by what it depends on (checkpoint,
                                        data, lm.*), so runs that differ only in classifier settings share it
+    runs/_lm/.<key>.lock               held while an LM stage trains it (two runs sharing a key take turns)
 
 A run name is bound to its config and its inputs: reopening it with settings that change results,
 or with other data files, another checkpoint or another kagglebert version, is refused, so outputs
@@ -166,8 +167,26 @@ class Run:
         like it, so only the same LM settings and inputs resume from it."""
         return self.lm_dir.with_name(f".{self.lm_dir.name}.partial")
 
+    @property
+    def lm_lock_path(self) -> Path:
+        return self.lm_dir.with_name(f".{self.lm_dir.name}.lock")
+
     def lm_complete(self) -> bool:
         return self.lm_metrics_path.is_file()
+
+    def lock_lm(self) -> None:
+        """Hold the shared LM output's lock for as long as this Run lives: two runs with one LM key
+        (two names, or two notebooks on one disk) never train the same LM into one folder at once."""
+        if fcntl is None or not distributed.is_main():
+            return
+        store = self.lm_dir.parent
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunError(f"{store}: cannot create: {err.strerror or err}") from None
+        key = _acquire(self.lm_dir, self.lm_lock_path, "this LM stage is being trained by another kagglebert process")
+        if key:
+            weakref.finalize(self, _release, key)
 
     def load_data(self) -> CompetitionData:
         """The competition data, read once: preflight's copy when the run was opened by `open_run`."""
@@ -252,15 +271,14 @@ def check_inputs_unchanged(folder: Path, inputs: dict) -> dict:
 _locks: dict[str, list] = {}  # resolved folder → [file descriptor, open Runs holding it]
 
 
-def _acquire(folder: Path) -> str:
-    """flock the folder's .lock for this process (re-entrant within it); returns the registry key,
-    or "" when an ancestor process holds it. The kernel drops a dead process's lock, so a stale
-    lock cannot outlive a kill -9; the pid written into the file is for the message."""
-    key = str(folder.resolve())
+def _acquire(folder: Path, lock_path: Path, busy: str = "in use by another kagglebert process") -> str:
+    """flock `lock_path` (guarding `folder`) for this process (re-entrant within it); returns the
+    registry key, or "" when an ancestor process holds it. The kernel drops a dead process's lock,
+    so a stale lock cannot outlive a kill -9; the pid written into the file is for the message."""
+    key = str(lock_path.resolve())
     if key in _locks:
         _locks[key][1] += 1
         return key
-    lock_path = folder / ".lock"
     try:
         # not an atomic write: the lock lives on this one inode, which a rename would replace
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -276,8 +294,7 @@ def _acquire(folder: Path) -> str:
             # notebook_launcher workers for a run it opened): it works on that process's behalf
             return ""
         raise RunError(
-            f"{folder}: in use by another kagglebert process (pid {holder}); wait for it to finish "
-            f"(or stop it), or use another run.name"
+            f"{folder}: {busy} (pid {holder}); wait for it to finish (or stop it), or use another run.name"
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -343,7 +360,7 @@ def open_run(cfg: Config, write: bool = True) -> Run:
     except OSError as err:
         raise RunError(f"{folder}: cannot create: {err.strerror or err}") from None
     if fcntl is not None:
-        key = _acquire(folder)
+        key = _acquire(folder, run.lock_path)
         if key:
             weakref.finalize(run, _release, key)
         # checked again under the lock: another process may have written this run meanwhile

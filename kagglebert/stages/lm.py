@@ -114,6 +114,8 @@ def main(cfg: Config) -> dict:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
+        if cfg.lm.epochs > 0 and not run.lm_complete():
+            run.lock_lm()  # then checked again: another run sharing this LM may have just finished it
     out, lm = run.lm_dir, cfg.lm
     if run.lm_complete():
         metrics = read_json(run.lm_metrics_path)
