@@ -188,6 +188,12 @@ class Run:
         if key:
             weakref.finalize(self, _release, key)
 
+    def unlock_lm(self) -> None:
+        """The LM is complete: its lock file goes (the store lists only finished LMs). Safe while
+        others wait: whoever locks the unlinked file next rechecks and finds the LM complete."""
+        if self.lm_complete():
+            self.lm_lock_path.unlink(missing_ok=True)
+
     def load_data(self) -> CompetitionData:
         """The competition data, read once: preflight's copy when the run was opened by `open_run`."""
         if self.data is None:

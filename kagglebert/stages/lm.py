@@ -200,5 +200,6 @@ def main(cfg: Config) -> dict:
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "lm_metrics.json", metrics)
     shutil.rmtree(saved_state, ignore_errors=True)
+    run.unlock_lm()
     distributed.barrier()
     return metrics
