@@ -103,7 +103,7 @@ environment.device_report(itpt)
 # output of an earlier session — is reused, read-only.
 
 # %%
-profiles.reuse_earlier(itpt)
+profiles.reuse_earlier(itpt, lm_only=True)
 
 # %% [markdown]
 # ## Train the masked LM

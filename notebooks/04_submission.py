@@ -94,7 +94,7 @@ print(config.dumps(chosen))
 # attached output of an earlier notebook. Reused read-only; whatever is missing trains below.
 
 # %%
-profiles.reuse_earlier(*arms.values(), *baseline_runs.values())
+profiles.reuse_earlier(*arms.values(), *baseline_runs.values(), trained_here=[chosen, *baseline_runs.values()])
 
 # %% [markdown]
 # ## Make sure the run is trained

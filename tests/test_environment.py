@@ -279,6 +279,14 @@ def test_a_later_notebook_reuses_an_attached_earlier_output_read_only(kaggle_roo
     used = profiles.reuse_earlier(other).loc["run quick-itpt", "used"]
     assert used.startswith("not reused") and "other settings" in used
 
+    # what each notebook says of a run it would not train: notebook 2 trains only the LM, notebook 4
+    # only the chosen arm and the baselines (FiT is left out of its ranking when not attached)
+    fresh = profiles.variants(profiles.load("quick", [*tiny, f"run.runs_dir={tmp_path / 'fresh'}"]))
+    assert list(profiles.reuse_earlier(fresh["ITPT-FiT"], lm_only=True).index) == ["LM stage of quick-itpt (_lm/" + reader(fresh["ITPT-FiT"]).lm_dir.name + ")"]
+    table = profiles.reuse_earlier(*fresh.values(), trained_here=[fresh["ITPT-FiT"]])
+    assert table.loc["run quick-fit", "used"] == "not found, and this notebook does not train it (left out below)"
+    assert table.loc["run quick-itpt", "used"] == "attached (read-only)"  # notebook 3's output, still attached
+
 
 def test_launch_runs_a_stage_in_two_processes_the_notebook_way(tiny_model_dir, sample_dir, tmp_path, monkeypatch):
     """`profiles.train_run` on a two-GPU machine: the k-fold stage in two gloo processes started by

@@ -205,6 +205,8 @@ def test_offline_flow_each_notebook_alone(script, wheel_dataset, competition, ka
     text = check_session(session, session.run(script), before)
     assert str(session.input / COMPETITION) in text, "the notebook does not say where it found the competition files"
     assert (session.working / "runs").is_dir()
+    if script.stem == "04_submission":  # alone, notebook 4 trains the chosen arm, never FiT: it says so
+        assert "not found, and this notebook does not train it" in text and "left out of the ranking" in text and "quick-fit" in text
     if script.stem == "01_eda":  # the packaged model's wheel installed too, and resolves offline
         probe = session.machine.run("-c", "from kagglebert.core.paths import resolve_model; print(resolve_model('packaged-minilm'))",
                                     cwd=session.working)

@@ -14,6 +14,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
+from kagglebert.core.config import Config
 from kagglebert.core.runs import read_run
 from kagglebert.core.paths import REPO_ROOT
 
@@ -307,11 +308,16 @@ def test_ranking_uses_the_nested_score_and_flags_weak_transformers():
             "blend": {"oof_auc": 0.95, "oof_auc_nested": 0.91, "members": ["itpt", "tfidf"], "method": "weighted"}}
     scores = report.run_scores(runs)
     assert list(scores.index) == ["tfidf", "blend", "itpt"]  # the blend's 0.95 flatters it; 0.91 ranks it
-    flags = report.health_flags({"itpt": runs["itpt"], "weak": {"oof_auc": 0.55}}, {"tfidf": runs["tfidf"]})
+    recipe = Config()  # mean pooling, lr 6e-5, head 1e-3, 2 epochs: only what differs is suggested
+    recipe.train.pos_weight_power, recipe.model.truncation = 0.5, "head+tail"
+    off = recipe.replace(model={"pooling": "cls"}, train={"epochs": 1}, data={"max_rows": 600})
+    flags = report.health_flags({"itpt": (runs["itpt"], off), "weak": ({"oof_auc": 0.55}, recipe)}, {"tfidf": runs["tfidf"]})
     assert len(flags) == 2
-    assert flags[0].startswith("itpt: OOF AUC 0.9000 is below the tfidf baseline (0.9300)") and "pooling" in flags[0]
-    assert flags[1].startswith("weak: OOF AUC 0.5500 is near chance")
-    assert report.health_flags({"itpt": {"oof_auc": 0.97}}, {"tfidf": runs["tfidf"]}) == []
+    assert flags[0].startswith("itpt: OOF AUC 0.9000 is below the tfidf baseline (0.9300) on the same folds: on a subsample")
+    assert "model.pooling = 'cls' now" in flags[0] and "train.epochs = 1 now" in flags[0] and "data.max_rows = 600" in flags[0]
+    assert "train.lr" not in flags[0] and "head_lr" not in flags[0] and "pos_weight" not in flags[0]
+    assert flags[1].startswith("weak: OOF AUC 0.5500 is near chance") and "follow the recipe" in flags[1]
+    assert report.health_flags({"itpt": ({"oof_auc": 0.97}, recipe)}, {"tfidf": runs["tfidf"]}) == []
     assert report.submission_warnings("jigsaw-toxic-2018", 153_164, "x.csv") == []
     assert "600 rows; the competition's test set has 153,164" in report.submission_warnings("jigsaw-toxic-2018", 600, "x.csv")[0]
 
@@ -323,10 +329,13 @@ def test_figures_say_what_they_show():
     from kagglebert.notebook import plots
 
     labels = ["toxic", "threat"]
-    table = pd.DataFrame({"weight": [0.6, 0.4, None], "OOF AUC": [0.97, 0.95, 0.975], "toxic": [0.96, 0.95, 0.97],
-                          "threat": [0.98, 0.94, 0.985]}, index=["bert", "tfidf", "blend (weighted)"])
+    table = pd.DataFrame({"weight": [0.6, 0.4, None, None], "OOF AUC": [0.97, 0.95, 0.975, 0.971], "toxic": [0.96, 0.95, 0.97, None],
+                          "threat": [0.98, 0.94, 0.985, None]},
+                         index=["bert", "tfidf", "blend (weighted)", "blend, weights from the other folds"])
     ax = plots.blend_per_label(table).axes[0]
     assert ax.get_ylim()[0] == 0.5 and all(bar.get_y() == 0.5 for bar in ax.patches)  # bars start at chance
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [  # the honest (nested) score beside the fitted one
+        "bert: 0.9700", "tfidf: 0.9500", "blend (weighted): 0.9750 (0.9710 with weights from the other folds)"]
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1  # outside the axes: it hides no bar
 

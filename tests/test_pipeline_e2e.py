@@ -201,7 +201,7 @@ def test_a_transformer_near_chance_is_flagged_with_fixes_on_the_command_line(e2e
     proc = run_cli("train", *args[1:])
     assert proc.returncode == 0, proc.stderr[-3000:]
     warning = next(line for line in proc.stderr.splitlines() if "near chance" in line)
-    assert "demo: OOF AUC 0.5500 is near chance (0.5)" in warning and "likely fixes: mean pooling" in warning
+    assert "demo: OOF AUC 0.5500 is near chance (0.5)" in warning and "likely fixes: more rows (data.max_rows = 200 now" in warning
 
 
 def test_changed_config_under_same_name_is_refused(e2e, run_cli):

@@ -273,8 +273,10 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         "train_rows": len(train_ids),
     }
     write_json(out.metrics_path, metrics)
+    # the score a submission is labelled with is the honest one: fitted weights are scored on folds they did not see
+    honest_label = f"OOF AUC {scored['score']:.4f}" if nested is None else f"nested OOF AUC {nested:.4f}"
     submission = submit_predictions(out.test_pred_path, task, first.cfg.data.dir, Path(submissions_dir) / f"{name}.csv",
-                                    f"kagglebert blend {name} ({method}: {' '.join(runs)}): OOF AUC {scored['score']:.4f}",
+                                    f"kagglebert blend {name} ({method}: {' '.join(runs)}): {honest_label}",
                                     sample=data.sample_submission, sample_run=data.sample_run)
     metrics["submission"] = str(submission.path)
 

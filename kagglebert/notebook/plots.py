@@ -211,14 +211,18 @@ def blend_per_label(table: pd.DataFrame) -> Figure:
     start at 0.5, the AUC of a random ranking, so a bar's length is skill above chance; the
     legend sits outside the axes, where it hides no bar."""
     labels = [c for c in table.columns if c not in ("weight", "OOF AUC")]
-    table = table.dropna(subset=labels, how="all")  # the nested-score row has no per-label AUCs
+    nested = table.loc[table[labels].isna().all(axis=1), "OOF AUC"]  # the nested-score row: no per-label AUCs
+    table = table.dropna(subset=labels, how="all")
     fig, ax = _figure(11.0, 4.2)
     width = 0.8 / len(table)
     x = np.arange(len(labels))
     chance = 0.5
     for i, (name, row) in enumerate(table.iterrows()):
         values = row[labels].astype(float).to_numpy()
-        ax.bar(x + (i - (len(table) - 1) / 2) * width, values - chance, width, bottom=chance, label=f"{name}: {row['OOF AUC']:.4f}")
+        label = f"{name}: {row['OOF AUC']:.4f}"
+        if str(name).startswith("blend") and len(nested):  # the honest score next to the fitted one
+            label += f" ({float(nested.iloc[0]):.4f} with weights from the other folds)"
+        ax.bar(x + (i - (len(table) - 1) / 2) * width, values - chance, width, bottom=chance, label=label)
     ax.axhline(chance, color="black", linewidth=0.8)
     ax.set_xticks(x, labels, rotation=20)
     low = float(np.nanmin(table[labels].to_numpy(dtype=float)))

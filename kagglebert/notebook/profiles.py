@@ -245,7 +245,7 @@ def _reuse_lm(cfg: Config) -> dict:
     return {**row, "used": "not found: trained here", "path": str(own.lm_dir)}
 
 
-def _reuse_run(cfg: Config) -> dict:
+def _reuse_run(cfg: Config, trained_here: bool = True) -> dict:
     own = reader(cfg)
     row = {"output": f"run {cfg.run.name}"}
     if own.metrics_path.is_file():
@@ -257,19 +257,25 @@ def _reuse_run(cfg: Config) -> dict:
         return {**row, "used": "attached (read-only)" + ("" if complete else "; its unfinished folds train here"), "path": str(same[0].dir)}
     if other:
         return {**row, "used": f"not reused ({other[0].dir} was made with other settings): trained here", "path": str(own.dir)}
-    return {**row, "used": "this notebook's runs/ (unfinished)" if _has_work(own) else "not found: trained here", "path": str(own.dir)}
+    if _has_work(own):
+        return {**row, "used": "this notebook's runs/ (unfinished)", "path": str(own.dir)}
+    missing = "not found: trained here" if trained_here else "not found, and this notebook does not train it (left out below)"
+    return {**row, "used": missing, "path": str(own.dir)}
 
 
-def reuse_earlier(*cfgs: Config) -> pd.DataFrame:
+def reuse_earlier(*cfgs: Config, trained_here: list[Config] | None = None, lm_only: bool = False) -> pd.DataFrame:
     """For each run (and the LM stage it needs): where its outputs come from — this notebook's
     `runs/`, an earlier notebook's output attached as an input (`<input>/<notebook>/runs/`), made
-    available here read-only — or nowhere yet (the stage trains it). Outputs made with other
-    settings are never reused."""
+    available here read-only — or nowhere yet. `trained_here`: the runs this notebook trains when
+    they are missing (default: all); `lm_only`: the notebook trains only the LM stage (notebook 2).
+    Outputs made with other settings are never reused."""
+    trains = {c.run.name for c in (cfgs if trained_here is None else trained_here)}
     rows = []
     for cfg in cfgs:
         if pipeline.needs_lm(cfg):
             rows.append(_reuse_lm(cfg))
-        rows.append(_reuse_run(cfg))
+        if not lm_only:
+            rows.append(_reuse_run(cfg, cfg.run.name in trains))
     return pd.DataFrame(rows).set_index("output")
 
 
@@ -308,8 +314,11 @@ def final_submission(runs: list[Config], blends: list[dict] = ()) -> FinalChoice
     message = f"kagglebert {best}: OOF AUC {scores.loc[best, 'ranked by']:.4f}"
     command = shlex.join(["kaggle", "competitions", "submit", "-c", task.competition_slug, "-f", str(path), "-m", message])
     kinds = {name: by_name[name].model.kind for name in metrics if name in by_name}
-    flags = report.health_flags({n: metrics[n] for n, k in kinds.items() if k == "transformer"},
+    flags = report.health_flags({n: (metrics[n], by_name[n]) for n, k in kinds.items() if k == "transformer"},
                                 {n: metrics[n] for n, k in kinds.items() if k != "transformer"})
+    unfinished = [name for name in by_name if name not in metrics]
+    if unfinished:  # said, not silently dropped: e.g. notebook 4 alone never trains the FiT arm
+        flags.append(f"left out of the ranking (no finished run here or attached): {', '.join(unfinished)}")
     warnings = report.submission_warnings(task.name, rows, path) + flags
     for text in warnings:
         log.warning("warning: %s", text)

@@ -14,7 +14,7 @@ from ..core.atomic import read_json
 from ..core.data import read_predictions
 from ..core.runs import open_run, reader
 from ..core.tasks import get_task
-from ..stages.train import CHANCE_AUC, FIXES, near_chance
+from ..stages.train import CHANCE_AUC, likely_fixes, near_chance
 
 
 def _fold_file(cfg: Config, fold: int, kind: str):
@@ -229,18 +229,20 @@ def submission_warnings(task_name: str, rows: int, path) -> list[str]:
 
 
 
-def health_flags(transformers: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
-    """Transformer runs (name → metrics) that score near chance or below a classic baseline on the
-    same folds, each with the likely fixes; [] when all is well."""
+def health_flags(transformers: dict[str, tuple[dict, Config]], baselines: dict[str, dict]) -> list[str]:
+    """Transformer runs (name → (metrics, config)) that score near chance or below a classic
+    baseline on the same folds, each with the fixes its own settings call for; [] when all is well."""
     flags = []
     best_baseline = max(baselines.items(), key=lambda item: item[1]["oof_auc"], default=None)
-    for name, metrics in transformers.items():
+    for name, (metrics, cfg) in transformers.items():
         score = metrics["oof_auc"]
         if near_chance(score):
-            flags.append(f"{name}: OOF AUC {score:.4f} is near chance ({CHANCE_AUC}); {FIXES}")
+            flags.append(f"{name}: OOF AUC {score:.4f} is near chance ({CHANCE_AUC}); {likely_fixes(cfg)}")
         elif best_baseline is not None and score < best_baseline[1]["oof_auc"]:
+            why = ("on a subsample this can be noise" if cfg.data.max_rows
+                   else "a recipe problem, not a result")
             flags.append(f"{name}: OOF AUC {score:.4f} is below the {best_baseline[0]} baseline "
-                         f"({best_baseline[1]['oof_auc']:.4f}) on the same folds: a recipe problem, not a result; {FIXES}")
+                         f"({best_baseline[1]['oof_auc']:.4f}) on the same folds: {why}; {likely_fixes(cfg)}")
     return flags
 
 
