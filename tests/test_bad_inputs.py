@@ -519,7 +519,7 @@ def test_submit_writes_nothing_into_the_run_folder(made_run, ctx, capsys):
     command = out.splitlines()[-1].removeprefix("submit with: ")
     # pasted into a shell, every argument stays literal: nothing runs, the message is one argument
     echoed = subprocess.run(["bash", "-c", f"kaggle() {{ printf '%s\\n' \"$@\"; }}; {command}"], capture_output=True, text=True, cwd=ctx.tmp)
-    assert echoed.stdout.splitlines()[-4:] == ["-f", str(submission), "-m", "kagglebert $(touch pwned) it's"]
+    assert echoed.stdout.splitlines()[-4:] == ["-f", str(submission), "-m", "kagglebert $(touch pwned) it's (sample run, not the full test set)"]
     assert not (ctx.tmp / "pwned").exists()
 
 

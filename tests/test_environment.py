@@ -313,3 +313,13 @@ def test_launch_runs_a_stage_in_two_processes_the_notebook_way(tiny_model_dir, s
     assert metrics == json.loads(reader(cfg).metrics_path.read_text())
     assert all(reader(cfg).fold_complete(k) for k in range(2))
     assert not dist.is_initialized()  # the notebook's own process never joined a process group
+
+
+def test_the_device_cell_times_batches_of_typical_length():
+    """Training batches are length-bucketed: the timed batch is the comments nearest the mean
+    length, not the first ones padded to their longest (which projected 3-5x too slow)."""
+    from kagglebert.notebook.environment import typical_rows
+
+    lengths = [128, 12, 40, 45, 128, 50, 38, 300]  # mean 92.625
+    assert typical_rows(lengths, 3) == [0, 4, 5]  # 128, 128, 50: the three nearest 92.6
+    assert typical_rows(lengths, 100) == list(range(8))

@@ -58,6 +58,9 @@ def test_predict_on_the_test_file_equals_the_runs_own_predictions(trained, run_c
         assert code == 0, stderr
         # test.csv with sample_submission.csv beside it: a validated submission in sample order
         assert f"submission: {out}" in stdout and "kaggle competitions submit" in stdout
+        # the sample's 600 test rows, wherever they lie: flagged, and the submit message says so
+        assert "not the competition's 153,164 test rows: a sample run, Kaggle would reject it" in stdout
+        assert "sample run, not the full test set" in stdout
         got = read_pred(out)
         sample = read_raw_csv(sample_dir / "sample_submission.csv")
         assert list(got.columns) == list(sample.columns) and list(got["id"]) == list(sample["id"])

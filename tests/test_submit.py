@@ -2,6 +2,8 @@
 different existing file never overwritten, an identical rerun reused."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,8 +98,11 @@ def test_submit_predictions_from_a_file(pred, sample_dir, tmp_path):
     out_path = tmp_path / "submissions" / "x.csv"
     first = submit_predictions(pred_path, TASK, str(sample_dir), out_path, "msg")
     assert not first.reused and out_path.is_file()
-    assert first.command == f"kaggle competitions submit -c {TASK.competition_slug} -f {out_path} -m msg"
-    assert not first.sample_run
+    # the sample's 600 rows are not the competition's 153,164, wherever the files were found
+    assert first.sample_run
+    assert first.command == f"kaggle competitions submit -c {TASK.competition_slug} -f {out_path} -m 'msg (sample run, not the full test set)'"
+    full_size = dataclasses.replace(TASK, test_rows=len(first.frame))  # as if these were the competition's rows
+    assert not submit_predictions(pred_path, full_size, str(sample_dir), tmp_path / "full.csv", "msg").sample_run
     written = pd.read_csv(out_path, dtype={"id": str})
     assert list(written["id"]) == list(read_raw_csv(sample_dir / "sample_submission.csv")["id"])
     np.testing.assert_allclose(written[LABELS].to_numpy(), first.frame[LABELS].to_numpy(), rtol=1e-5)

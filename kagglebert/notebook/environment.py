@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..core import config as config_mod
@@ -41,10 +42,15 @@ log = logging.getLogger("kagglebert")
 WARMUP_STEPS = 1  # the first step pays for kernel selection, allocation and caches: not timed
 TIMED_STEPS = 2  # enough for a projection in minutes; a CPU step of a real model takes seconds
 SAMPLE_TEXTS = 512  # comments tokenized to estimate lengths and tokenizer speed
-# the 2018 competition's sizes, for projecting a full-data run before its files are read
-# (replaced by the real counts when the data is found)
-COMPETITION_TRAIN_ROWS = 159_571
-COMPETITION_TEST_ROWS = 153_164
+
+
+def typical_rows(lengths, n: int) -> list[int]:
+    """The `n` comments closest to the mean length. Training and prediction batch comments of
+    similar length (length-bucketed), so a batch costs about what one of mean-length comments costs;
+    the first `n` comments padded to their longest would cost the longest's, 3-5x too slow a projection."""
+    lengths = np.asarray(lengths, dtype=float)
+    closest = np.argsort(np.abs(lengths - lengths.mean()), kind="stable")[: min(n, len(lengths))]
+    return sorted(int(i) for i in closest)
 
 
 def fork_safe_cuda_checks() -> None:
@@ -122,7 +128,7 @@ def measure(cfg: Config) -> dict:
     cut = tokenize(tokenizer, texts, cfg.model.max_length, cfg.model.truncation, cfg.model.head_tokens)
 
     tc = cfg.train
-    rows = list(range(min(tc.batch_size, len(texts))))
+    rows = typical_rows(cut.lengths, tc.batch_size)
     batch = {k: v.to(device) for k, v in PadCollator(cut, tokenizer.pad_token_id, data.labels[: len(texts)], tc.pad_multiple)(rows).items()}
     model = build_classifier(model_path, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-7)  # a tiny lr: timing only, nothing is kept
@@ -138,7 +144,7 @@ def measure(cfg: Config) -> dict:
 
     out["train_step_s"] = _timed(train_step, device)
     out["train_batch"] = len(rows)
-    eval_rows = list(range(min(tc.eval_batch_size, len(texts))))
+    eval_rows = typical_rows(cut.lengths, tc.eval_batch_size)
     eval_batch = {k: v.to(device) for k, v in PadCollator(cut, tokenizer.pad_token_id, pad_multiple=tc.pad_multiple)(eval_rows).items()}
 
     @torch.no_grad()
@@ -218,8 +224,8 @@ def probe(cfg: Config, timeout: float = 900) -> dict:
 
 def project(measured: dict, cfg: Config, world_size: int = 1) -> pd.DataFrame:
     """Minutes per stage for cfg, from the measured step times. Training and prediction divide
-    over `world_size` data-parallel processes; padding to the batch's longest comment makes the
-    estimate a little pessimistic (training batches are length-bucketed)."""
+    over `world_size` data-parallel processes; the timed batches hold comments of about the mean
+    length, as length-bucketed batches do on average."""
     train_rows, test_rows = measured["train_rows"], measured["test_rows"]
     k, epochs = cfg.data.n_folds, cfg.train.epochs
     predict_rate = measured["predict_batch"] / measured["predict_batch_s"]  # comments/s

@@ -198,9 +198,6 @@ def blend_table(blend_metrics: dict) -> pd.DataFrame:
 
 # --- what to submit ----------------------------------------------------------------------------
 
-# Rows of each task's competition test set. The TaskSpec (core/tasks.py) does not carry it; a file
-# with another count is a sample run's, which Kaggle rejects. 2018: test.csv has 153,164 rows.
-COMPETITION_TEST_ROWS = {"jigsaw-toxic-2018": 153_164}
 
 
 def honest_score(metrics: dict) -> float:
@@ -221,7 +218,7 @@ def run_scores(runs: dict[str, dict]) -> pd.DataFrame:
 
 def submission_warnings(task_name: str, rows: int, path) -> list[str]:
     """A file whose row count is not the competition test set's: Kaggle rejects it."""
-    expected = COMPETITION_TEST_ROWS.get(task_name)
+    expected = get_task(task_name).test_rows
     if expected is None or rows == expected:
         return []
     return [f"{path} has {rows:,} rows; the competition's test set has {expected:,}. This is a sample run "

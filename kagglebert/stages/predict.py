@@ -46,7 +46,7 @@ from ..core.errors import ConfigError, DataError, RunError
 from ..core.modeling import Classifier, predict as model_probabilities
 from ..core.runs import Run, read_run
 from ..core.tokenization import tokenize, tokenizer_fingerprint
-from .submit import SAMPLE_RUN_NOTE, Submission, build_submission, kaggle_command, write_new
+from .submit import SAMPLE_RUN_NOTE, Submission, build_submission, kaggle_command, short_of_competition, write_new
 
 log = logging.getLogger("kagglebert")
 
@@ -262,6 +262,7 @@ class Prediction:
     seconds: float  # tokenization + every fold's forward passes
     submission: Submission | None  # set when the output is a validated submission
     sample_path: Path | None
+    competition_rows: int | None = None  # the competition's test rows (TaskSpec.test_rows), when known
 
     @property
     def comments_per_s(self) -> float:
@@ -272,7 +273,8 @@ class Prediction:
         """What the CLI prints."""
         what = "reusing" if self.reused else "wrote"
         if self.submission is not None:
-            note = "; the bundled sample's test rows: Kaggle would reject it" if self.submission.sample_run else ""
+            expected = f"the competition's {self.competition_rows:,} test rows" if self.competition_rows else "the competition's test set"
+            note = f"; not {expected}: a sample run, Kaggle would reject it" if self.submission.sample_run else ""
             return (f"submission: {self.output} ({what}; {len(self.frame)} rows checked against {self.sample_path}{note})\n"
                     f"submit with: {self.submission.command}")
         return f"predictions: {self.output} ({what}; {len(self.frame)} rows × {len(self.frame.columns)} columns)"
@@ -333,10 +335,11 @@ def score_inputs(model: TrainedRun, inputs: InputTexts, found: tuple[Path, pd.Da
     sample_path, sample = found
     frame = build_submission(frame, inputs.path, sample, task)
     reused = write_new(frame, out_path)  # the submit stage's writer: same format, same refusal
-    sample_run = inputs.path.resolve().is_relative_to(BUNDLED_SAMPLE.resolve())
+    # a sample run: the bundled sample's test file, or any test file whose rows are not the competition's
+    sample_run = inputs.path.resolve().is_relative_to(BUNDLED_SAMPLE.resolve()) or short_of_competition(frame, task)
     message = f"kagglebert {run.dir.name} (predict{', ' + SAMPLE_RUN_NOTE if sample_run else ''})"
     command = kaggle_command(task.competition_slug, out_path, message)
-    return Prediction(out_path, frame, reused, seconds, Submission(out_path, frame, reused, command, sample_run), sample_path)
+    return Prediction(out_path, frame, reused, seconds, Submission(out_path, frame, reused, command, sample_run), sample_path, task.test_rows)
 
 
 def main(run: str, input_path: str, output: str | None = None, runs_dir: str = "runs", device: str = "auto",
