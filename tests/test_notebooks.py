@@ -323,6 +323,8 @@ def test_ranking_uses_the_nested_score_and_flags_weak_transformers():
 
 
 def test_figures_say_what_they_show():
+    import math
+
     import numpy as np
     import pandas as pd
 
@@ -350,12 +352,20 @@ def test_figures_say_what_they_show():
     cfg = type("Cfg", (), {"lm": type("LM", (), {"batch_size": 16, "log_every": 1})()})()
     ax = plots.lm_loss_curve(metrics, cfg).axes[0]
     assert list(ax.lines[0].get_xdata()) == [1, 2, 3, 4] and "per step" in ax.get_title()
+    ax = plots.lm_loss_curve({**metrics, "perplexity_before": 30_000.0}, cfg).axes[0]  # a fresh head: before ≫ the curve
+    assert ax.get_ylim()[1] > math.log(30_000.0) + 0.1  # the "before" line inside the axes, not on its edge
 
     ax = plots.lr_schedule(np.array([1e-5, 2e-5, 1.5e-5, 1e-5, 0.5e-5])).axes[0]
     assert "warm-up: 2 of 5 steps" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert ax.lines[0].get_ydata()[0] == 0.0  # from 0 before the first step
 
     lengths = pd.DataFrame({"split": ["train"] * 3 + ["test"] * 2, "chars": [10, 100, 5000, 20, 30], "tokens": [3, 30, 1500, 6, 8]})
-    fig = plots.comment_lengths(lengths)
+    fig = plots.comment_lengths(lengths, max_length=128)
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
     assert max(p.get_x() + p.get_width() for p in fig.axes[1].patches) > 1500  # nothing clipped
+    assert fig.axes[0].get_xlim()[0] == 9.5 and fig.axes[1].get_xlim()[0] == 2.5  # from the shortest comment, not from 1
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert [t for t in legend if "(this run)" in t] == ["max_length 128 (this run): cuts train 33.3%, test 0.0%"]
+    capped = pd.DataFrame({"split": ["train"] * 6, "chars": [10, 20, 30, 5000, 5000, 5000], "tokens": [3, 5, 7, 900, 900, 900]})
+    legend = [t.get_text() for t in plots.comment_lengths(capped).axes[0].get_legend().get_texts()]
+    assert "3 comments at exactly 5,000 (cut there by the data's source)" in legend

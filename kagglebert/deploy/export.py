@@ -193,7 +193,6 @@ def export_run(run: str, dest: str | Path, dtype: str = "fp16", runs_dir: str | 
         })
     size = folder_size(dest)
     command = shlex.join(["kaggle", "datasets", "create", "-p", str(dest), "--dir-mode", "zip"])
-    log.info("export: %s (%s)", dest, human_size(size))
     return Export(dest, dest / RUNS / name, [dest / w for w in wheel_names], size, command)
 
 

@@ -64,29 +64,39 @@ def label_cooccurrence(cooccurrence: pd.DataFrame, positives: pd.Series | dict |
     return fig
 
 
-def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS) -> Figure:
+def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS, max_length: int | None = None) -> Figure:
     """Histograms of comment length in characters and in word pieces, train vs test, on log axes
-    with log-spaced bins over the whole range (no clipping, so the long tail stays a tail instead
-    of piling up into a false peak), with the share of each split a max length of 128/256/512
-    tokens would cut."""
+    with log-spaced bins from the shortest comment to the longest (no clipping, so the long tail
+    stays a tail instead of piling up into a false peak), with the share of each split a max length
+    of 128/256/512 tokens would cut; `max_length` (the run's model.max_length) is marked as in use.
+    A pile of comments at exactly the longest length is named: the source cut them there."""
     fig, (ax_chars, ax_tokens) = _figure(12.0, 4.2, ncols=2)
     for column, ax, unit in (("chars", ax_chars, "characters"), ("tokens", ax_tokens, "word pieces")):
         values_all = lengths[column].clip(lower=1)  # an empty comment would sit at log(0)
+        shortest, longest = float(values_all.min()), max(2.0, float(values_all.max()))
         # log-spaced edges put on half-integers: lengths are whole numbers, and an edge between two of
         # them would give some bins one length and their neighbours two (a comb of false peaks)
-        bins = np.unique(np.round(np.geomspace(1, max(2.0, float(values_all.max())) + 1, 36))) - 0.5
+        bins = np.unique(np.round(np.geomspace(shortest, longest + 1, 36))) - 0.5
         for split, colour in (("train", "tab:blue"), ("test", "tab:orange")):
             values = values_all[lengths.split == split]
             # each split as shares of its own comments: train and test compare whatever their sizes
             ax.hist(values, bins=bins, weights=np.full(len(values), 100 / max(1, len(values))), alpha=0.5, color=colour,
                     label=f"{split} (median {values.median():.0f})")
         ax.set_xscale("log")
+        ax.set_xlim(bins[0], bins[-1])  # from the shortest comment: no empty band left of the data
         ax.set(title=f"{unit.capitalize()} per comment (all comments)", xlabel=f"{unit} (log scale)", ylabel="% of the split's comments per bin")
-    for cut, style in zip(cuts, ("--", "-.", ":")):
+    at_cap = int((lengths["chars"] == lengths["chars"].max()).sum())
+    if at_cap >= max(3, len(lengths) // 1000):  # many comments exactly as long as the longest: a cut at the source
+        ax_chars.axvline(lengths["chars"].max(), color="black", linestyle=":", linewidth=1,
+                         label=f"{at_cap:,} comments at exactly {lengths['chars'].max():,} (cut there by the data's source)")
+    marks = sorted(set(cuts) | ({max_length} if max_length else set()))
+    for cut, style in zip(marks, ("--", "-.", ":", (0, (1, 3)))):
         # [CLS] and [SEP] take two of the max_length places
         shares = ", ".join(f"{split} {100 * (lengths.loc[lengths.split == split, 'tokens'] > cut - 2).mean():.1f}%"
                            for split in ("train", "test"))
-        ax_tokens.axvline(cut, color="black", linestyle=style, linewidth=1, label=f"max_length {cut}: cuts {shares}")
+        in_use = cut == max_length
+        ax_tokens.axvline(cut, color="tab:red" if in_use else "black", linestyle=style, linewidth=1.6 if in_use else 1,
+                          label=f"max_length {cut}{' (this run)' if in_use else ''}: cuts {shares}")
     ax_chars.legend(fontsize=8, loc="upper left")  # short comments are few: the left corner is empty
     ax_tokens.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the bars stay visible
     return fig
@@ -118,6 +128,9 @@ def lm_loss_curve(lm_metrics: dict, cfg) -> Figure:
                    label=f"held-out, {key.split('_')[1]} ({math.log(lm_metrics[key]):.2f})")
     per = "per step" if window == 1 else f"mean of each {window} steps"
     ax.set(title=f"Masked-LM training loss ({per})", xlabel="optimizer step", ylabel="cross-entropy at masked tokens")
+    low, high = ax.get_ylim()
+    top = max(high, math.log(lm_metrics["perplexity_before"]))
+    ax.set_ylim(low, top + 0.05 * (top - low))  # the held-out "before" line stays inside the axes, not on its edge
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
