@@ -97,7 +97,9 @@ def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS, m
         in_use = cut == max_length
         ax_tokens.axvline(cut, color="tab:red" if in_use else "black", linestyle=style, linewidth=1.6 if in_use else 1,
                           label=f"max_length {cut}{' (this run)' if in_use else ''}: cuts {shares}")
-    ax_chars.legend(fontsize=8, loc="upper left")  # short comments are few: the left corner is empty
+    low, high = ax_chars.get_ylim()
+    ax_chars.set_ylim(low, high * 1.35)  # headroom: the legend sits above the bars, hiding none
+    ax_chars.legend(fontsize=8, loc="upper left")
     ax_tokens.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the bars stay visible
     return fig
 
