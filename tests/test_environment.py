@@ -247,7 +247,7 @@ def tree_snapshot(root: Path) -> dict:
     return {p.relative_to(root): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*") if p.is_file()}
 
 
-def test_a_later_notebook_reuses_an_attached_earlier_output_read_only(kaggle_root, tiny_model_dir, sample_dir, tmp_path, monkeypatch):
+def test_a_later_notebook_reuses_an_attached_earlier_output_read_only(kaggle_root, tiny_model_dir, sample_dir, tmp_path, monkeypatch, caplog):
     """Kaggle: notebook 3 ran in its own /kaggle/working and was saved; notebook 4 attaches that
     output (<input>/<notebook>/runs/) and must reuse the LM and the folds, not train them again."""
     from kagglebert.core.runs import reader
@@ -270,6 +270,9 @@ def test_a_later_notebook_reuses_an_attached_earlier_output_read_only(kaggle_roo
     assert list(table["path"]) == [str(reader(before).lm_dir), str(earlier / "quick-itpt")]
     assert reader(cfg).lm_dir.is_symlink()  # linked, not copied
     assert profiles.train_run(cfg) == trained  # read back: nothing trained again
+    with caplog.at_level(logging.INFO, logger="kagglebert"):
+        profiles.lm_run(cfg)  # notebook 2 rerun on top of notebook 3's output
+    assert f"lm: reusing {reader(cfg).lm_dir} → {reader(before).lm_dir.resolve()}" in caplog.text  # names the attached output
     assert len(report.fold_table(cfg)) == 3  # two folds and the mean, read through the mirror
     assert submit.main(cfg).path.is_file()
     assert tree_snapshot(kaggle_root) == snapshot  # the attached output was only read

@@ -119,7 +119,8 @@ def main(cfg: Config) -> dict:
     out, lm = run.lm_dir, cfg.lm
     if run.lm_complete():
         metrics = read_json(run.lm_metrics_path)
-        log.info("lm: reusing %s (perplexity %.1f → %.1f)", out, metrics["perplexity_before"], metrics["perplexity_after"])
+        where = f"{out} → {out.resolve()}" if out.is_symlink() else str(out)  # an attached earlier output: say which
+        log.info("lm: reusing %s (perplexity %.1f → %.1f)", where, metrics["perplexity_before"], metrics["perplexity_after"])
         return metrics
     if lm.epochs <= 0:
         raise RunError("lm.epochs = 0: nothing to train (set --set lm.epochs=N)")
