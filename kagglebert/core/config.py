@@ -130,7 +130,6 @@ class Config:
         return cfg
 
 
-
 def needs_lm(cfg: Config) -> bool:
     """The LM stage runs when lm.epochs > 0 for the kinds that use an encoder: the transformer
     fine-tunes it, `features` embeds with it. TF-IDF has no encoder."""

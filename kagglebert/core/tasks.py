@@ -54,9 +54,8 @@ class TaskSpec:
     test_file: str = "test.csv"
     sample_submission_file: str = "sample_submission.csv"
     extra_train_columns: list[str] = field(default_factory=list)  # e.g. identity columns (2019)
-    # the competition's full files: a submission of another length is a sample run's, which Kaggle
-    # rejects; also what a full-data run is projected on before the files are read (None: unknown)
-    train_rows: int | None = None
+    # rows of the competition's test set: a submission of another length is a sample run's, which
+    # Kaggle rejects (None: unknown)
     test_rows: int | None = None
 
     def stratify_targets(self, labels: np.ndarray) -> np.ndarray:
@@ -71,7 +70,6 @@ JIGSAW_TOXIC_2018 = TaskSpec(
     text_column="comment_text",
     label_columns=["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"],
     binary_labels=True,
-    train_rows=159_571,
     test_rows=153_164,
 )
 

@@ -14,6 +14,7 @@ from ..core.atomic import read_json
 from ..core.data import read_predictions
 from ..core.runs import open_run, reader
 from ..core.tasks import get_task
+from ..stages.submit import short_of_competition
 from ..stages.train import CHANCE_AUC, likely_fixes, near_chance
 
 
@@ -199,7 +200,6 @@ def blend_table(blend_metrics: dict) -> pd.DataFrame:
 # --- what to submit ----------------------------------------------------------------------------
 
 
-
 def honest_score(metrics: dict) -> float:
     """A run's OOF score as it would hold on unseen rows: for a blend with fitted weights the
     nested score (weights chosen without the scored fold), else the OOF score."""
@@ -218,12 +218,12 @@ def run_scores(runs: dict[str, dict]) -> pd.DataFrame:
 
 def submission_warnings(task_name: str, rows: int, path) -> list[str]:
     """A file whose row count is not the competition test set's: Kaggle rejects it."""
-    expected = get_task(task_name).test_rows
-    if expected is None or rows == expected:
+    task = get_task(task_name)
+    if not short_of_competition(rows, task):
         return []
+    expected = task.test_rows
     return [f"{path} has {rows:,} rows; the competition's test set has {expected:,}. This is a sample run "
             "(the bundled sample or data.max_rows): Kaggle will reject it. Attach the competition and use the full profile"]
-
 
 
 def health_flags(transformers: dict[str, tuple[dict, Config]], baselines: dict[str, dict]) -> list[str]:

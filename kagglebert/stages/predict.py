@@ -336,7 +336,7 @@ def score_inputs(model: TrainedRun, inputs: InputTexts, found: tuple[Path, pd.Da
     frame = build_submission(frame, inputs.path, sample, task)
     reused = write_new(frame, out_path)  # the submit stage's writer: same format, same refusal
     # a sample run: the bundled sample's test file, or any test file whose rows are not the competition's
-    sample_run = inputs.path.resolve().is_relative_to(BUNDLED_SAMPLE.resolve()) or short_of_competition(frame, task)
+    sample_run = inputs.path.resolve().is_relative_to(BUNDLED_SAMPLE.resolve()) or short_of_competition(len(frame), task)
     message = f"kagglebert {run.dir.name} (predict{', ' + SAMPLE_RUN_NOTE if sample_run else ''})"
     command = kaggle_command(task.competition_slug, out_path, message)
     return Prediction(out_path, frame, reused, seconds, Submission(out_path, frame, reused, command, sample_run), sample_path, task.test_rows)

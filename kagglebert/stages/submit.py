@@ -83,10 +83,10 @@ def kaggle_command(slug: str, path: Path, message: str) -> str:
     return shlex.join(["kaggle", "competitions", "submit", "-c", slug, "-f", str(path), "-m", message])
 
 
-def short_of_competition(frame: pd.DataFrame, task: TaskSpec) -> bool:
-    """A submission whose row count is not the competition's test set (TaskSpec.test_rows): a sample
-    run's, however its data was found (a sample attached as if it were the competition, too)."""
-    return task.test_rows is not None and len(frame) != task.test_rows
+def short_of_competition(rows: int, task: TaskSpec) -> bool:
+    """A submission of `rows` rows that is not the competition's test set (TaskSpec.test_rows): a
+    sample run's, however its data was found (a sample attached as if it were the competition, too)."""
+    return task.test_rows is not None and rows != task.test_rows
 
 
 def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path: Path, message: str,
@@ -101,7 +101,7 @@ def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path:
         sample = read_csv(find_file(folder, task.sample_submission_file))
     pred = read_predictions(pred_path, task.id_column)  # ids exactly as written: `NA` is an id
     frame = build_submission(pred, pred_path, sample, task)
-    sample_run = sample_run or short_of_competition(frame, task)
+    sample_run = sample_run or short_of_competition(len(frame), task)
     if sample_run:
         message = f"{message} ({SAMPLE_RUN_NOTE})"
     reused = write_new(frame, out_path)
