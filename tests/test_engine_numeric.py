@@ -128,3 +128,17 @@ def test_masked_lm_head_gets_head_lr_and_the_tied_decoder_the_embeddings_lr(tiny
     for name, param in model.named_parameters():
         in_head = name.startswith("cls.")
         assert by_param[id(param)]["lr"] == (head_lr if in_head else lr), name
+
+
+def test_a_progress_bar_cut_short_by_ctrl_c_closes_quietly():
+    """A Ctrl-C inside tqdm's __init__ leaves a bar without `disable`; its __del__ then calls
+    close(), which tqdm up to 4.67 (our floor is 4.60) reads unguarded: an AttributeError printed
+    under the one-line "interrupted" message. The engine's bar closes quietly in that state."""
+    from kagglebert.core.engine import ProgressBar
+
+    half_built = ProgressBar.__new__(ProgressBar)  # what __init__ leaves when interrupted before `self.disable = ...`
+    half_built.close()  # no AttributeError
+    ProgressBar._instances.discard(half_built)
+    with ProgressBar(total=3, disable=False, leave=False) as bar:  # a real bar still works and closes
+        bar.update(3)
+    assert bar.n == 3 and bar.disable  # close() disables it

@@ -22,6 +22,12 @@ from . import distributed
 from .errors import RunError
 
 
+class ProgressBar(tqdm):
+    # what close() (run again by __del__) reads on a bar whose __init__ a Ctrl-C cut short: tqdm up
+    # to 4.67 reads self.disable unguarded there and prints an AttributeError after the one-line message
+    disable = True
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name != "auto":
         return torch.device(name)
@@ -182,7 +188,7 @@ def train_epoch(
     lr_factors: list[float] = []
     loss_curve: list[float] = []
     steps = len(loader)
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    bar = ProgressBar(total=steps, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     start_time = time.perf_counter()
     try:  # the bar is closed however the epoch ends (Ctrl-C, a non-finite loss): its line is cleared
         for step, batch in enumerate(loader):

@@ -23,11 +23,10 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
 from ..core.batching import PadCollator, sorted_batches
 from ..core.data import CompetitionData
-from ..core.engine import autocast, move, resolve_device, resolve_precision, seed_everything
+from ..core.engine import ProgressBar, autocast, move, resolve_device, resolve_precision, seed_everything
 from ..core.errors import ConfigError
 from ..core.modeling import load_encoder
 from ..core.paths import cache_dir
@@ -80,7 +79,7 @@ def encode(encoder: torch.nn.Module, tokens: TokenizedTexts, pad_id: int, poolin
     collate = PadCollator(tokens, pad_id, pad_multiple=pad_multiple)
     out = np.zeros((len(tokens), encoder.config.hidden_size), dtype=np.float32)
     pending = []  # (rows, device tensor): copied back once at the end, not once per batch
-    for rows in tqdm(sorted_batches(tokens.lengths, batch_size), desc="encode", disable=not progress, leave=False):
+    for rows in ProgressBar(sorted_batches(tokens.lengths, batch_size), desc="encode", disable=not progress, leave=False):
         batch = move(collate(rows), device)
         with autocast(device, precision):
             hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
