@@ -5,7 +5,7 @@ submission. Each stage is a module with `main(cfg)`; `python -m kagglebert` driv
 A finished run scores new texts from Python:
 
     import kagglebert
-    model = kagglebert.load_run("demo")                  # every fold model of runs/demo/
+    model = kagglebert.load_run("demo")                  # every fold model of runs/demo/ (or a blend)
     model.predict(["thanks for fixing the citation"])    # DataFrame: per-label probabilities
 """
 from .core.config import Config, load as load_config
@@ -16,11 +16,12 @@ __version__ = kagglebert_version()
 
 
 def load_run(run, runs_dir="runs", *, device="auto", batch_size=0):
-    """Every fold model of a finished run, ready to `.predict([...])` (also `.folds`, `.labels`,
-    `.config`). `run`: a name under `runs_dir` or the path of a run folder (an export, an attached
-    Kaggle dataset). See `kagglebert.stages.predict.load_run`."""
-    # imported here, not at the top: `import kagglebert` stays free of torch (the predict module
-    # needs it); the import points downwards, so it hides no cycle
-    from .stages.predict import load_run as load_fold_models
+    """A finished run (transformer, tfidf or features) or blend, ready to `.predict([...])` (also
+    `.labels`, `.config`, `.describe()`, `.fold_table()`). `run`: a name under `runs_dir` or the
+    path of a run or blend folder (an export, an attached Kaggle dataset). See
+    `kagglebert.stages.serving`."""
+    # imported here, not at the top: `import kagglebert` stays free of torch (serving needs it);
+    # the import points downwards, so it hides no cycle
+    from .stages.serving import load_run as load_fold_models
 
     return load_fold_models(run, runs_dir, device=device, batch_size=batch_size)

@@ -288,3 +288,97 @@ def test_blend_refuses_a_bad_name_before_reading_members(name, message, work, ca
     code = cli.main(["blend", "--runs", "tfidf", "features", "--name", name, "--runs-dir", str(work / "runs"),
                      "--submissions-dir", str(work / "submissions")])
     assert code == 2 and message in capsys.readouterr().err
+
+
+# ---- serving tfidf and features runs, and blends (predict, load_run, export) ----
+
+def own_test_predictions(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "test_pred.csv", dtype={"id": str}, keep_default_na=False).set_index("id")
+
+
+def predicted(path: Path, ids) -> np.ndarray:
+    return pd.read_csv(path, dtype={"id": str}, keep_default_na=False).set_index("id").loc[ids, LABELS].to_numpy()
+
+
+def test_tfidf_and_features_runs_predict_their_own_test_predictions(tfidf_run, features_run, work, learnable_dir, run_cli, tmp_path):
+    """The real CLI on the competition-shaped test file: each baseline's stored models (arrays and
+    JSON, no pickle) reproduce the run's test_pred.csv; load_run agrees with the CLI."""
+    import kagglebert
+
+    runs_dir = work / "runs"
+    tfidf = runs_dir / "tfidf"
+    assert (tfidf / "tfidf_vectorizer.json").is_file() and (tfidf / "tfidf_idf.npz").is_file()
+    for name in ("tfidf", "features"):
+        for fold in (0, 1):
+            with np.load(runs_dir / name / "folds" / f"fold{fold}_linear.npz", allow_pickle=False) as stored:
+                assert {"coef", "intercept", "constant"} <= set(stored.files)
+                assert all(stored[k].dtype != object for k in stored.files)
+    assert "scaler_mean" in np.load(runs_dir / "features" / "folds" / "fold0_linear.npz").files
+    texts = pd.read_csv(learnable_dir / "test.csv", dtype=str, keep_default_na=False)["comment_text"].tolist()
+    for name, tolerance in (("tfidf", 1e-6), ("features", 1e-5)):
+        out = tmp_path / f"{name}.csv"
+        done = run_cli("predict", "--run", name, "--runs-dir", runs_dir, "--input", learnable_dir / "test.csv", "--output", out)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert f"submission: {out}" in done.stdout
+        own = own_test_predictions(runs_dir / name)
+        difference = np.abs(predicted(out, own.index) - own[LABELS].to_numpy()).max()
+        assert difference <= tolerance, f"{name}: largest difference {difference}"
+        model = kagglebert.load_run(name, runs_dir=runs_dir, device="cpu")
+        assert model.kind == name and model.folds == [0, 1] and name in model.describe()
+        api = model.predict(texts[:40])
+        np.testing.assert_allclose(api.to_numpy(), predicted(out, own.index[:40]), atol=1e-6)
+
+
+def test_a_blend_is_served_and_exported_with_its_members(tfidf_run, features_run, work, learnable_dir, run_cli, tmp_path):
+    """blend.json records members, weights and method; predict reproduces the blend's test_pred.csv
+    from the members' models; export packs blend and members (sizes per member in its summary), and
+    the exported blend predicts the same."""
+    import kagglebert
+
+    runs_dir = work / "runs"
+    metrics = blend.main(["tfidf", "features"], "served-blend", "weighted", str(runs_dir), str(work / "submissions"))
+    manifest = json.loads((runs_dir / "served-blend" / "blend.json").read_text())
+    assert manifest["members"] == ["tfidf", "features"] and manifest["method"] == "weighted" and manifest["combine"] == "rank"
+    assert {m: np.mean(list(w.values())) for m, w in manifest["weights"].items()} == pytest.approx(metrics["weights"])
+
+    out = tmp_path / "blend.csv"
+    done = run_cli("predict", "--run", "served-blend", "--runs-dir", runs_dir, "--input", learnable_dir / "test.csv", "--output", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    own = own_test_predictions(runs_dir / "served-blend")
+    np.testing.assert_allclose(predicted(out, own.index), own[LABELS].to_numpy(), atol=1e-6)
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "kagglebert-0.0.0-py3-none-any.whl").write_bytes(b"not a real wheel: export only copies it")
+    dest = tmp_path / "export"
+    done = run_cli("export", "--run", "served-blend", "--runs-dir", runs_dir, "--to", dest, "--wheels", wheels)
+    assert done.returncode == 0, done.stderr[-2000:]
+    described = json.loads((dest / "kagglebert-export.json").read_text())
+    assert (described["run"], described["kind"], described["members"]) == ("served-blend", "blend", ["tfidf", "features"])
+    sizes = described["sizes"]
+    for name in ("tfidf", "features", "served-blend"):
+        assert sizes[name] == sum(p.stat().st_size for p in (dest / "runs" / name).rglob("*") if p.is_file())
+        assert f"{name} " in done.stdout.split("sizes: ")[1].splitlines()[0]
+    assert "total" in done.stdout and (dest / "runs" / "features" / "encoder" / "config.json").is_file()
+    exported = kagglebert.load_run(dest / "runs" / "served-blend", device="cpu")
+    assert exported.kind == "blend" and list(exported.fold_table().index) == ["tfidf", "features"]
+    texts = pd.read_csv(learnable_dir / "test.csv", dtype=str, keep_default_na=False)
+    np.testing.assert_allclose(exported.predict(texts["comment_text"].tolist()).to_numpy(), own.loc[texts["id"], LABELS].to_numpy(), atol=1e-6)
+
+
+def test_serving_refuses_a_blend_without_its_members_and_a_baseline_without_models(tfidf_run, features_run, work, tmp_path, capsys):
+    runs_dir = work / "runs"
+    blend.main(["tfidf", "features"], "lonely-blend", "rank", str(runs_dir), str(work / "submissions"))
+    alone = tmp_path / "alone"
+    shutil.copytree(runs_dir / "lonely-blend", alone / "lonely-blend")
+    no_models = tmp_path / "nomodels"
+    shutil.copytree(runs_dir / "tfidf", no_models / "tfidf")
+    (no_models / "tfidf" / "folds" / "fold1_linear.npz").unlink()
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("hello there\n")
+    for run, expected in ((alone / "lonely-blend", "needs its member 'tfidf'"), (no_models / "tfidf", "fold1_linear.npz: missing")):
+        for command in (["predict", "--input", sentences, "--output", tmp_path / "out.csv"], ["export", "--to", tmp_path / "exp"]):
+            code = cli.main([command[0], "--run", str(run), *map(str, command[1:])])
+            err = capsys.readouterr().err
+            assert code == 2 and err.startswith("error:") and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "exp").exists()

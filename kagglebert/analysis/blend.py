@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from ..core.atomic import read_json, write_atomic, write_csv, write_json
 from ..core.data import read_predictions
@@ -29,6 +28,7 @@ from ..core.errors import ConfigError, RunError
 from ..core.paths import run_dir
 from ..core.runs import Run, read_run
 from ..core.tasks import TaskSpec
+from ..stages.serving.blend import blend_folder_run, blend_ranks, scaled_ranks, write_manifest
 from ..stages.submit import submit_predictions
 
 log = logging.getLogger("kagglebert")
@@ -101,21 +101,19 @@ def load_member(run: Run, task: TaskSpec, train_ids: np.ndarray) -> Member:
 
 def blend_run(first: Run, runs_dir: str, name: str) -> Run:
     """The blend's own folder. A blend is a run without a config: its folder holds a run's outputs
-    (oof.csv, test_pred.csv, folds.csv, metrics.json), laid out and named by `Run` like any run's.
+    (oof.csv, test_pred.csv, folds.csv, metrics.json), laid out and named by `Run` like any run's,
+    and its manifest (blend.json: members, weights, method), which `predict` and `export` serve.
     It has no config.toml: it was fitted on other runs' predictions, not trained, so `read_run`
     refuses it and it cannot be retrained or be a member of another blend."""
-    return Run(first.cfg.replace(run={"name": name, "runs_dir": runs_dir}), run_dir(runs_dir, name), first.task)
+    run_dir(runs_dir, name)  # a plain folder name
+    blend = blend_folder_run(first, runs_dir, name)
+    blend.read_only = False
+    return blend
 
 
 def same_folds(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     key = lambda f: f.sort_values("id").reset_index(drop=True)[["id", "fold"]]  # noqa: E731
     return len(a) == len(b) and key(a).equals(key(b))
-
-
-def scaled_ranks(pred: np.ndarray) -> np.ndarray:
-    """Each column ranked (ties share their mean rank) and mapped onto [0, 1]."""
-    ranks = rankdata(pred, axis=0)
-    return (ranks - 1.0) / max(1, len(pred) - 1)
 
 
 def simplex_grid(n_members: int, max_points: int = MAX_GRID_POINTS) -> np.ndarray:
@@ -177,11 +175,6 @@ def fitted_weights(method: str, member_ranks: list[np.ndarray], labels: np.ndarr
     if method == "per-label":
         return choose_label_weights(member_ranks, labels, task)
     return np.full((n, n_labels), 1.0 / n)
-
-
-def blend_ranks(weights: np.ndarray, member_ranks: list[np.ndarray]) -> np.ndarray:
-    # each label column is its own weighted mean of the members' ranks
-    return np.einsum("ml,mrl->rl", weights, np.stack(member_ranks))
 
 
 def nested_oof(method: str, member_ranks: list[np.ndarray], labels: np.ndarray, task: TaskSpec, fold_of: np.ndarray) -> np.ndarray:
@@ -273,6 +266,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         "train_rows": len(train_ids),
     }
     write_json(out.metrics_path, metrics)
+    write_manifest(out.dir, [m.name for m in members], weights, method, task)
     # the score a submission is labelled with is the honest one: fitted weights are scored on folds they did not see
     honest_label = f"OOF AUC {scored['score']:.4f}" if nested is None else f"nested OOF AUC {nested:.4f}"
     submission = submit_predictions(out.test_pred_path, task, first.cfg.data.dir, Path(submissions_dir) / f"{name}.csv",

@@ -141,14 +141,41 @@ class Run:
     def fold_model_dir(self, fold: int) -> Path:
         return self.dir / "folds" / f"fold{fold}_model"
 
+    def fold_linear_path(self, fold: int) -> Path:
+        """A tfidf or features fold's logistic regressions (and scaler): arrays, no pickle (core/linear)."""
+        return self.dir / "folds" / f"fold{fold}_linear.npz"
+
+    @property
+    def vectorizer_path(self) -> Path:
+        """A tfidf run's vectorizer settings and vocabulary (JSON); fitted once, shared by the folds."""
+        return self.dir / "tfidf_vectorizer.json"
+
+    @property
+    def vectorizer_idf_path(self) -> Path:
+        return self.dir / "tfidf_idf.npz"
+
+    @property
+    def encoder_dir(self) -> Path:
+        """A features run's frozen encoder inside an export (a run folder of its own uses its checkpoint)."""
+        return self.dir / "encoder"
+
     @property
     def saves_models(self) -> bool:
-        return self.cfg.train.save_models and self.cfg.model.kind == "transformer"  # baselines keep no weights
+        return self.cfg.train.save_models
+
+    def fold_model_files(self, fold: int) -> list[Path]:
+        """What serving fold `fold` needs, by model kind (folders or files)."""
+        if self.cfg.model.kind == "transformer":
+            return [self.fold_model_dir(fold)]
+        if self.cfg.model.kind == "tfidf":
+            return [self.fold_linear_path(fold), self.vectorizer_path, self.vectorizer_idf_path]
+        return [self.fold_linear_path(fold)]
 
     def fold_complete(self, fold: int) -> bool:
-        """The record marks a finished fold; with `train.save_models` its weights must be there too, so
-        a fold trained before weights were kept (or whose model folder was deleted) is trained again."""
-        return self.fold_file(fold, "record.json").is_file() and (not self.saves_models or self.fold_model_dir(fold).is_dir())
+        """The record marks a finished fold; with `train.save_models` its models must be there too, so
+        a fold trained before models were kept (or whose model was deleted) is trained again."""
+        return self.fold_file(fold, "record.json").is_file() and (
+            not self.saves_models or all(p.exists() for p in self.fold_model_files(fold)))
 
     @property
     def lm_dir(self) -> Path:

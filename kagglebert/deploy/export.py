@@ -1,19 +1,24 @@
-"""A finished run as a folder ready to upload as a Kaggle dataset, for an internet-off notebook
-(notebooks/05_inference) that installs kagglebert from it and predicts with the run's fold models.
+"""A finished run or blend as a folder ready to upload as a Kaggle dataset, for an internet-off
+notebook (notebooks/05_inference) that installs kagglebert from it and predicts with the run's models.
 
     python -m kagglebert export --run demo --to exports/demo [--dtype fp16|fp32|bf16] [--wheels DIR]
+    python -m kagglebert export --run quick-blend --to exports/quick-blend     # a blend and its members
     kaggle datasets create -p exports/demo --dir-mode zip     # after filling in your user name
 
 The folder:
 
     dataset-metadata.json          Kaggle's dataset metadata: title, id (<your user name>/<slug>), license
-    kagglebert-export.json         what the folder holds: run, dtype, files, kagglebert version
+    kagglebert-export.json         what the folder holds: run, kind, members, sizes, dtype, wheels, version
     kagglebert-*.whl, …            the kagglebert wheel, the dependencies a Kaggle image lacks and,
-                                   when the run used `packaged-minilm`, that model's wheel
+                                   when a transformer run used `packaged-minilm`, that model's wheel
                                    (`pip install --no-index --find-links <folder> kagglebert`)
     runs/<name>/                   the run, readable by `predict`, `kagglebert.load_run` and the reports:
                 config.toml, inputs.json, folds.csv, metrics.json, oof.csv, test_pred.csv,
-                folds/fold<k>_record.json, folds/fold<k>_model/ (weights in --dtype, default fp16)
+                folds/fold<k>_record.json and its models by kind: folds/fold<k>_model/ (transformer;
+                weights in --dtype, default fp16), folds/fold<k>_linear.npz (tfidf, features),
+                tfidf_vectorizer.json + tfidf_idf.npz (tfidf), encoder/ (features, fp32)
+    runs/<member>/ …               for a blend: each member as above, beside the blend's folder
+                                   (blend.json, its predictions and metrics)
 
 The wheels sit at the top (no folder): Kaggle keeps top-level files as they are whatever
 `--dir-mode` does with folders. The wheels are built from this source tree (`deploy/wheels`, PyPI
@@ -31,7 +36,7 @@ import os
 import re
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.atomic import atomic_dir, read_json, write_json
@@ -40,7 +45,9 @@ from ..core.config import ModelConfig
 from ..core.errors import ConfigError, RunError
 from ..core.paths import PACKAGED_MODEL, REPO_ROOT, kaggle_input, kagglebert_version
 from ..core.runs import Run
-from ..stages.predict import check_fold_metas, fold_model_dirs, locate_run
+from ..stages.serving import blend as blend_mod
+from ..stages.serving import linear, served_run, transformer
+from ..stages.serving.common import run_folder
 from . import wheels as wheels_mod
 
 log = logging.getLogger("kagglebert")
@@ -60,12 +67,18 @@ class Export:
     wheels: list[Path]
     size_bytes: int
     command: str  # the kaggle CLI line, shell-quoted
+    kind: str = ""  # transformer, tfidf, features or blend
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes per run folder (a blend's members and its own)
+    wheel_bytes: int = 0
 
     @property
     def summary(self) -> str:
-        """What the CLI prints: the folder, its size and the next steps."""
-        return (f"exported: {self.path} ({human_size(self.size_bytes)}; run {self.run_dir.name}, "
+        """What the CLI prints: the folder, its size (per run folder and the wheels) and the next steps."""
+        what = "blend" if self.kind == "blend" else "run"
+        parts = ", ".join(f"{name} {human_size(n)}" for name, n in self.sizes.items())
+        return (f"exported: {self.path} ({human_size(self.size_bytes)}; {what} {self.run_dir.name}, "
                 f"{len(self.wheels)} wheels)\n"
+                f"sizes: {parts}, wheels {human_size(self.wheel_bytes)}; total {human_size(self.size_bytes)}\n"
                 f"next: put your Kaggle user name in place of {USER_PLACEHOLDER} in {self.path / METADATA}, then\n"
                 f"  {self.command}")
 
@@ -137,6 +150,10 @@ def copy_run_files(source: Run, target: Run) -> None:
              (source.folds_path, target.folds_path), (source.metrics_path, target.metrics_path),
              (source.oof_path, target.oof_path), (source.test_pred_path, target.test_pred_path)]
     pairs += [(source.fold_file(k, "record.json"), target.fold_file(k, "record.json")) for k in range(source.cfg.data.n_folds)]
+    copy_pairs(pairs)
+
+
+def copy_pairs(pairs: list[tuple[Path, Path]]) -> None:
     for src, dst in pairs:
         if src.is_file():  # inputs.json is absent in runs made before it existed
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -156,27 +173,83 @@ def copy_fold_model(source: Path, target: Path, meta: dict, dtype: str, run: Run
     save_classifier(model, tokenizer, target, task=run.task, model_cfg=model_cfg, dtype=dtype)
 
 
-def export_run(run: str, dest: str | Path, dtype: str = "fp16", runs_dir: str | Path = "runs",
+def copy_encoder(checkpoint: str, target: Path) -> None:
+    """A features run's frozen encoder, into the exported run folder (fp32, as it embedded in
+    training): a local folder is copied, a hub id loaded and saved."""
+    if Path(checkpoint).is_dir():
+        shutil.copytree(checkpoint, target, ignore=shutil.ignore_patterns(".*", "lm_metrics.json"))
+        return
+    from ..core.modeling import load_encoder
+    from ..core.tokenization import load_tokenizer
+
+    target.mkdir(parents=True)
+    load_encoder(checkpoint).save_pretrained(target)
+    load_tokenizer(checkpoint).save_pretrained(target)
+
+
+def copy_served_run(source: Run, target: Run, dtype: str) -> None:
+    """A trained run's record and every model it serves with (any kind) into `target`."""
+    copy_run_files(source, target)
+    kind = source.cfg.model.kind
+    if kind == "transformer":
+        folders = transformer.fold_model_dirs(source)
+        for fold, (folder, meta) in enumerate(zip(folders, transformer.check_fold_metas(folders, source))):
+            copy_fold_model(folder, target.fold_model_dir(fold), meta, dtype, source)
+        return
+    folds = range(source.cfg.data.n_folds)  # arrays as stored: --dtype applies to transformer weights
+    copy_pairs([(p, t) for k in folds for p, t in zip(source.fold_model_files(k), target.fold_model_files(k))])
+    if kind == "features":
+        copy_encoder(linear.encoder_checkpoint(source), target.encoder_dir)
+
+
+@dataclass
+class Packed:
+    """What an export serves: one run, or a blend and its members."""
+
+    name: str
+    runs: list[Run]  # the runs whose models travel (the run itself, or the blend's members)
+    blend: Path | None  # the blend folder, for a blend
+
+    @property
+    def kind(self) -> str:
+        return "blend" if self.blend is not None else self.runs[0].cfg.model.kind
+
+
+def packed(run: str | Path, runs_dir: str | Path) -> Packed:
+    """The run or blend `run` names, every check passed that needs no weights loaded."""
+    folder = run_folder(run, runs_dir)
+    if blend_mod.is_blend(folder):
+        _, members = blend_mod.check_servable(folder)
+        return Packed(folder.name, members, folder)
+    located = served_run(run, runs_dir)
+    return Packed(located.dir.name, [located], None)
+
+
+def export_run(run: str | Path, dest: str | Path, dtype: str = "fp16", runs_dir: str | Path = "runs",
                wheels: str | Path | None = None) -> Export:
-    """Write the export folder `dest` for `run` (a name under `runs_dir` or a run folder's path)."""
+    """Write the export folder `dest` for `run`: a run of any model kind or a blend (its members and
+    their models travel with it), by name under `runs_dir` or by the path of its folder."""
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    source = locate_run(run, runs_dir)
-    folders = fold_model_dirs(source)
-    metas = check_fold_metas(folders, source)
-    name = source.dir.name
+    source = packed(run, runs_dir)
+    name = source.name
     dest = Path(dest).expanduser()
-    if dest.resolve().is_relative_to(source.dir.resolve()):
-        raise RunError(f"{dest}: inside the run folder {source.dir}; choose a folder outside it")
+    for inside in [source.blend, *(r.dir for r in source.runs)]:
+        if inside is not None and dest.resolve().is_relative_to(inside.resolve()):
+            raise RunError(f"{dest}: inside the run folder {inside}; choose a folder outside it")
     check_destination(dest, name)
-    packaged_model = source.cfg.model.name == PACKAGED_MODEL
+    # the quick profile's model wheel: transformer runs keep their whole model; a features run's
+    # encoder travels in its folder
+    packaged_model = any(r.cfg.model.name == PACKAGED_MODEL and r.cfg.model.kind == "transformer" for r in source.runs)
     prebuilt = check_wheel_folder(Path(wheels).expanduser(), packaged_model) if wheels else None
+    if prebuilt is None:
+        wheels_mod.wheel_source()  # an installed kagglebert with no source to rebuild from: refused before any copy
 
     with atomic_dir(dest) as tmp:
-        target = Run(source.cfg, tmp / RUNS / name, source.task, read_only=False)
-        copy_run_files(source, target)
-        for fold, (folder, meta) in enumerate(zip(folders, metas)):
-            copy_fold_model(folder, target.fold_model_dir(fold), meta, dtype, source)
+        for member in source.runs:
+            copy_served_run(member, Run(member.cfg, tmp / RUNS / member.dir.name, member.task, read_only=False), dtype)
+        if source.blend is not None:
+            copy_pairs([(p, tmp / RUNS / name / p.name) for p in sorted(source.blend.iterdir()) if p.is_file() and not p.name.startswith(".")])
         if prebuilt is None:
             built = wheels_mod.build_wheels(tmp / ".wheels", packaged_model=packaged_model)
             for wheel in built:
@@ -186,14 +259,19 @@ def export_run(run: str, dest: str | Path, dtype: str = "fp16", runs_dir: str | 
             for wheel in prebuilt:
                 shutil.copy2(wheel, tmp / wheel.name)
         wheel_names = sorted(p.name for p in tmp.glob("*.whl"))
+        sizes = {r.dir.name: folder_size(tmp / RUNS / r.dir.name) for r in source.runs}
+        if source.blend is not None:
+            sizes[name] = folder_size(tmp / RUNS / name)
         write_json(tmp / METADATA, dataset_metadata(name))
         write_json(tmp / MARKER, {
-            "format": FORMAT, "run": name, "run_dir": f"{RUNS}/{name}", "dtype": dtype,
-            "folds": len(folders), "wheels": wheel_names, "kagglebert_version": kagglebert_version(),
+            "format": FORMAT, "run": name, "run_dir": f"{RUNS}/{name}", "kind": source.kind, "dtype": dtype,
+            "folds": source.runs[0].cfg.data.n_folds, "members": [r.dir.name for r in source.runs] if source.blend else [],
+            "sizes": sizes, "wheels": wheel_names, "kagglebert_version": kagglebert_version(),
         })
     size = folder_size(dest)
+    wheel_bytes = sum((dest / w).stat().st_size for w in wheel_names)
     command = shlex.join(["kaggle", "datasets", "create", "-p", str(dest), "--dir-mode", "zip"])
-    return Export(dest, dest / RUNS / name, [dest / w for w in wheel_names], size, command)
+    return Export(dest, dest / RUNS / name, [dest / w for w in wheel_names], size, command, source.kind, sizes, wheel_bytes)
 
 
 def find_exports(root: Path, depth: int = 4) -> list[Path]:

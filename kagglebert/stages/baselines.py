@@ -7,7 +7,9 @@
   label is fitted on standardised embeddings.
 
 Both write the same per-fold files as the transformer (through `kfold.save_fold`), so oof.csv,
-test_pred.csv, metrics.json and the submission come from the same code.
+test_pred.csv, metrics.json and the submission come from the same code. With `train.save_models`
+(the default) they also keep what `predict` needs, as arrays and JSON (core/linear, no pickle): the
+TF-IDF vocabulary and IDF, and per fold the logistic regressions (and the features scaler).
 
     python -m kagglebert run --config tfidf
     python -m kagglebert run --config features
@@ -28,6 +30,7 @@ from ..core.batching import PadCollator, sorted_batches
 from ..core.data import CompetitionData
 from ..core.engine import ProgressBar, autocast, move, resolve_device, resolve_precision, seed_everything
 from ..core.errors import ConfigError
+from ..core.linear import LinearHeads, save_vectorizers, tfidf_transform
 from ..core.modeling import load_encoder
 from ..core.paths import cache_dir
 from ..core.atomic import write_atomic
@@ -44,30 +47,32 @@ CHAR_MAX_FEATURES = 100_000
 MIN_DF = 2
 
 
-def tfidf_matrices(train_texts: list[str], test_texts: list[str]):
-    """(train, test) sparse TF-IDF matrices, word 1–2-grams next to char 2–5-grams.
-
-    The vocabulary and IDF are fitted once on train + test text: that uses no label (like the LM
-    stage reading the test comments), and one fit instead of one per fold keeps the run short."""
-    from scipy.sparse import hstack
+def tfidf_vectorizers():
+    """Word 1–2-grams next to char 2–5-grams, unfitted."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     common = dict(sublinear_tf=True, strip_accents="unicode", min_df=MIN_DF, dtype=np.float32)
-    vectorizers = [
+    return [
         TfidfVectorizer(analyzer="word", ngram_range=(1, 2), max_features=WORD_MAX_FEATURES, token_pattern=r"(?u)\b\w+\b", **common),
         TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), max_features=CHAR_MAX_FEATURES, **common),
     ]
+
+
+def tfidf_matrices(train_texts: list[str], test_texts: list[str]):
+    """(train, test) sparse TF-IDF matrices and the fitted vectorizers (`tfidf_vectorizers`).
+
+    The vocabulary and IDF are fitted once on train + test text: that uses no label (like the LM
+    stage reading the test comments), and one fit instead of one per fold keeps the run short."""
+    vectorizers = tfidf_vectorizers()
     corpus = train_texts + test_texts
-    n_train = len(train_texts)
-    parts = []
     for vectorizer in vectorizers:
         try:
-            parts.append(vectorizer.fit_transform(corpus))
+            vectorizer.fit(corpus)
         except ValueError:  # min_df=2 on a handful of texts can leave no term at all
             vectorizer.set_params(min_df=1)
-            parts.append(vectorizer.fit_transform(corpus))
-    matrix = hstack(parts).tocsr()
-    return matrix[:n_train], matrix[n_train:]
+            vectorizer.fit(corpus)
+    # transform, not fit_transform's matrix: the very computation `predict` repeats on new texts
+    return tfidf_transform(vectorizers, train_texts), tfidf_transform(vectorizers, test_texts), vectorizers
 
 
 @torch.no_grad()
@@ -129,23 +134,21 @@ def frozen_embeddings(run: Run, data: CompetitionData) -> tuple[np.ndarray, np.n
     return arrays["train"], arrays["test"], {"encode_seconds": seconds, "encode_texts_per_s": n_texts / seconds, "checkpoint": checkpoint}
 
 
-def fit_per_label(x_train, y_train: np.ndarray, x_valid, x_test, C: float, solver: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One logistic regression per label column; probabilities for the validation and test rows.
-    A label with a single class among the training rows (possible on tiny subsamples) has nothing
-    to learn: its prediction is that class's share, a constant."""
+def fit_per_label(x_train, y_train: np.ndarray, C: float, solver: str, seed: int) -> LinearHeads:
+    """One logistic regression per label column. A label with a single class among the training
+    rows (possible on tiny subsamples) has nothing to learn: its prediction is that class, a constant."""
     n_labels = y_train.shape[1]
-    valid_pred = np.zeros((x_valid.shape[0], n_labels), dtype=np.float32)
-    test_pred = np.zeros((x_test.shape[0], n_labels), dtype=np.float32)
+    coef, intercept = np.zeros((n_labels, x_train.shape[1])), np.zeros(n_labels)
+    constant = np.full(n_labels, np.nan)
     for j in range(n_labels):
         target = (y_train[:, j] >= 0.5).astype(np.int64)
         if target.min() == target.max():
-            valid_pred[:, j] = test_pred[:, j] = float(target[0])
+            constant[j] = float(target[0])
             continue
         model = LogisticRegression(C=C, solver=solver, max_iter=1000, random_state=seed)
         model.fit(x_train, target)
-        valid_pred[:, j] = model.predict_proba(x_valid)[:, 1]
-        test_pred[:, j] = model.predict_proba(x_test)[:, 1]
-    return valid_pred, test_pred
+        coef[j], intercept[j] = model.coef_[0], model.intercept_[0]
+    return LinearHeads(coef, intercept, constant)
 
 
 def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: list[int]) -> None:
@@ -155,7 +158,9 @@ def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: lis
     seed_everything(cfg.run.seed)
     if kind == "tfidf":
         start = time.perf_counter()
-        x_all, x_test = tfidf_matrices(data.train_texts, data.test_texts)
+        x_all, x_test, vectorizers = tfidf_matrices(data.train_texts, data.test_texts)
+        if run.saves_models:  # before any fold's record: a complete fold finds its vocabulary
+            save_vectorizers(vectorizers, run.vectorizer_path, run.vectorizer_idf_path)
         extra = {"vectorize_seconds": time.perf_counter() - start, "n_features": int(x_all.shape[1])}
         log.info("tfidf: %d features, %.0f s", x_all.shape[1], extra["vectorize_seconds"])
         solver = "liblinear"  # sparse, a few hundred thousand columns, binary: liblinear's home ground
@@ -169,12 +174,19 @@ def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: lis
     for fold in todo:
         start = time.perf_counter()
         train_rows, valid_rows = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        x_train, x_valid, x_fold_test = x_all[train_rows], x_all[valid_rows], x_test
+        x_train = x_all[train_rows]
+        scaler = None
         if kind == "features":
             # scaled on the fold's training rows only; embedding dimensions differ in scale by 100×
             scaler = StandardScaler().fit(x_train)
-            x_train, x_valid, x_fold_test = scaler.transform(x_train), scaler.transform(x_valid), scaler.transform(x_test)
-        valid_pred, test_pred = fit_per_label(x_train, labels[train_rows], x_valid, x_fold_test, cfg.train.C, solver, cfg.run.seed + fold)
+            x_train = scaler.transform(x_train)
+        heads = fit_per_label(x_train, labels[train_rows], cfg.train.C, solver, cfg.run.seed + fold)
+        if scaler is not None:
+            heads.mean, heads.scale, heads.var = scaler.mean_, scaler.scale_, scaler.var_
+        # the served models' own code path (heads scale the raw features themselves)
+        valid_pred, test_pred = heads.probabilities(x_all[valid_rows]), heads.probabilities(x_test)
+        if run.saves_models:
+            heads.save(run.fold_linear_path(fold))
         seconds = time.perf_counter() - start
         scored = task.score(labels[valid_rows], valid_pred, task.label_columns)
         record = {
