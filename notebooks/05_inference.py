@@ -13,14 +13,21 @@
 # ---
 
 # %% [markdown]
-# # 5 · Inference: a trained run, internet off
+# # 5 · Inference: a trained run or blend, internet off
 #
-# Score the competition's test file with every fold model of a finished run and write
-# `submission.csv` — the notebook a Kaggle code competition runs with the internet off — then
-# score a few sentences of your own. The run comes from a folder made by
-# `python -m kagglebert export --run NAME --to exports/NAME` (fold weights, config, the
-# kagglebert wheel), uploaded as a Kaggle dataset and attached to this notebook
-# (Add Input → Datasets). On a clone it uses the export under `exports/`.
+# Score the competition's test file with a finished run — every fold model of a transformer, TF-IDF
+# or features run, or a blend of runs — and write `submission.csv` (the notebook a Kaggle code
+# competition runs with the internet off), then score a few sentences of your own.
+#
+# Where the model comes from, first found first:
+# - an export (`python -m kagglebert export --run NAME --to exports/NAME`: models, config, the
+#   kagglebert wheel) uploaded as a Kaggle dataset and attached (Add Input → Datasets), or named by
+#   `KAGGLEBERT_EXPORT`;
+# - `RUN` below: a run or blend name in this working folder's `runs/`;
+# - otherwise, with kagglebert installed (Colab after a `pip install`, a clone), the run or blend
+#   notebook 4 recommends from `runs/` (the best honest out-of-fold score), so notebooks 1 → 5 in one
+#   working folder need no export. On Colab, `runs/` lives in the runtime and is lost when it
+#   disconnects unless the working folder is on a mounted Drive.
 #
 # Environment variables change where it looks without editing it: `KAGGLEBERT_EXPORT` (an export
 # folder), `KAGGLEBERT_WORKING` (where `submission.csv` goes; on Kaggle the working folder,
@@ -30,7 +37,7 @@
 # ## Setup
 # The same first cell as notebooks 1–4: it installs kagglebert from the attached dataset's wheel
 # (the export holds it), uses an installed package, or `KAGGLEBERT_PIP_SOURCE`. `PROFILE` is not
-# used here: the run's own config travels with the export.
+# used here: the run's own config travels with the run folder.
 
 # %%
 # Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
@@ -74,28 +81,30 @@ print(f"kagglebert {kagglebert.__version__} from {source}")
 logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
 
 # %% [markdown]
-# ## The exported run
-# Found under the Kaggle inputs (the attached dataset), else under `exports/` in a clone. Every
-# fold model is loaded once, on the GPU when there is one; the table shows each fold's validation
-# score from training.
+# ## The model
+# An export when one is attached, else `RUN`, else the run or blend notebook 4 recommends. Every
+# model is loaded once, on the GPU when there is one; the table shows each fold's validation score
+# from training (for a blend: each member, its weight and out-of-fold score).
 
 # %%
 # %matplotlib inline
 # (figures inline: without it, matplotlib < 3.9 — Kaggle's images — shows a cell's first figure as text)
-import kagglebert
+RUN = ""  # a run or blend name in runs/ to serve instead (e.g. "quick-blend"); empty: as described above
+
 from kagglebert.deploy import export
+from kagglebert.notebook import inference
 from kagglebert.stages import predict
 
-found = export.locate_export(os.environ.get("KAGGLEBERT_EXPORT", ""))
-model = kagglebert.load_run(export.exported_run(found))
-print(f"export: {found}\nrun: {model.config.run.name}, {len(model.folds)} folds, model {model.config.model.name}, "
-      f"on {model.device} ({model.precision})")
+served = inference.open_model(RUN, export_dir=os.environ.get("KAGGLEBERT_EXPORT", ""))
+model = served.model
+print(served.summary)
 model.fold_table()
 
 # %% [markdown]
 # ## The submission
 # The competition's `test.csv` (found under the Kaggle inputs; in a clone the run's data folder
-# or the bundled sample), scored by every fold model and averaged. With `sample_submission.csv`
+# or the bundled sample), scored by every fold model and averaged (a blend: every member, ranked
+# and weighted, as its own submission was). With `sample_submission.csv`
 # beside it the output is checked against it (ids, columns, row order, probabilities in [0, 1])
 # before it is written, and never written over a different file. In a code competition Kaggle
 # reruns this notebook with the hidden test set in place of the public one.
@@ -108,7 +117,8 @@ result.frame.head()
 
 # %% [markdown]
 # ## Your own sentences
-# Edit the list and rerun the cell: per-label probabilities, averaged over the fold models.
+# Edit the list and rerun the cell: per-label probabilities, averaged over the fold models (for a
+# blend: each text's rank among these sentences, 0 to 1, weighted over the members).
 # *Content note: the labels are about abusive language, and so are some examples.*
 
 # %%
