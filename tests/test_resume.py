@@ -154,7 +154,13 @@ def test_a_fold_without_its_model_folder_is_not_complete(tmp_path):
     run.fold_model_dir(0).mkdir()
     assert run.fold_complete(0)
     assert reader(cfg.replace(train={"save_models": False})).fold_complete(0)
-    assert reader(cfg.replace(model={"kind": "tfidf"})).fold_complete(0)  # a baseline has no weights to keep
+    tfidf = reader(cfg.replace(model={"kind": "tfidf"}))
+    assert not tfidf.fold_complete(0)  # a baseline keeps its models too: logistic regressions, vocabulary, IDF
+    for path in (tfidf.fold_linear_path(0), tfidf.vectorizer_path, tfidf.vectorizer_idf_path):
+        path.write_text("")
+    assert tfidf.fold_complete(0)
+    features = reader(cfg.replace(model={"kind": "features"}))
+    assert features.fold_complete(0) and not features.fold_complete(1)  # its models: the fold's arrays only
     assert not run.fold_complete(1)
 
 

@@ -35,7 +35,7 @@ from packaging.requirements import Requirement
 
 from ..core.atomic import atomic_dir
 from ..core.errors import KagglebertError, RunError
-from ..core.paths import REPO_ROOT
+from ..core.paths import REPO_ROOT, kagglebert_version
 
 log = logging.getLogger("kagglebert")
 
@@ -168,6 +168,11 @@ def build_wheels(dest: Path, *, packaged_model: bool) -> list[Path]:
         else:
             pip(["wheel", "--no-deps", "-q", "-w", str(tmp), source.requirement], f"building the kagglebert wheel from {source.described}")
         log.info("wheels: kagglebert from %s", source.described)
+        running = kagglebert_version()
+        built = [p.name for p in tmp.glob("kagglebert-*.whl")]
+        if source.root is None and running != "unknown" and not any(n.startswith(f"kagglebert-{running}-") for n in built):
+            log.warning("wheels: built %s, but the kagglebert running here is %s; the export's wheel is what "
+                        "notebook 05 will run", ", ".join(built), running)
         # binary wheels only: an sdist would need a build step on the Kaggle machine
         pip(["download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(tmp), *requirements],
             f"downloading {', '.join(requirements)}")
