@@ -118,7 +118,7 @@ result.frame.head()
 # %% [markdown]
 # ## Your own sentences
 # Edit the list and rerun the cell: per-label probabilities, averaged over the fold models (for a
-# blend: each text's rank among these sentences, 0 to 1, weighted over the members).
+# blend: where each text ranks among the test comments, 0 to 1, weighted over the members).
 # *Content note: the labels are about abusive language, and so are some examples.*
 
 # %%

@@ -362,8 +362,21 @@ def test_a_blend_is_served_and_exported_with_its_members(tfidf_run, features_run
     assert "total" in done.stdout and (dest / "runs" / "features" / "encoder" / "config.json").is_file()
     exported = kagglebert.load_run(dest / "runs" / "served-blend", device="cpu")
     assert exported.kind == "blend" and list(exported.fold_table().index) == ["tfidf", "features"]
-    texts = pd.read_csv(learnable_dir / "test.csv", dtype=str, keep_default_na=False)
+    texts = pd.read_csv(learnable_dir / "test.csv", dtype=str, keep_default_na=False).sample(40, random_state=0)
+    # any part of the test set scores as in the blend's file: ranks are taken among the members' test predictions
     np.testing.assert_allclose(exported.predict(texts["comment_text"].tolist()).to_numpy(), own.loc[texts["id"], LABELS].to_numpy(), atol=1e-6)
+    alone = exported.predict("banana banana banana what a lovely day").to_numpy()
+    assert alone.shape == (1, len(LABELS)) and 0 <= alone.min() and alone.max() <= 1 and alone[0, 0] > 0.5  # toxic's marker
+
+
+def test_reference_ranks_give_each_reference_value_its_own_scaled_rank():
+    from kagglebert.stages.serving.blend import reference_ranks, scaled_ranks
+
+    rng = np.random.default_rng(0)
+    reference = np.round(rng.random((50, 3)), 1)  # many ties
+    np.testing.assert_allclose(reference_ranks(np.sort(reference, axis=0), reference), scaled_ranks(reference), atol=1e-12)
+    between = reference_ranks(np.sort(reference, axis=0), np.array([[-1.0, 0.55, 2.0]]))
+    assert between[0, 0] == 0.0 and between[0, 2] == 1.0 and 0 < between[0, 1] < 1
 
 
 def test_serving_refuses_a_blend_without_its_members_and_a_baseline_without_models(tfidf_run, features_run, work, tmp_path, capsys):

@@ -1,13 +1,14 @@
 """A blend served: its manifest (`blend.json`, written by `python -m kagglebert blend`) names the
 member runs — folders beside the blend's own, in the same runs/ folder or export — the method and
-one weight per member and label. Each member scores the texts (its own fold models), each label
-column is ranked and scaled to [0, 1], and the blend is the weighted mean of those ranks: what
-`blend` computed from the members' test_pred.csv, so on the competition's test file the result is
-the blend's own test_pred.csv (to the members' reproduction: exact for tfidf and features runs, fp16
-rounding for transformer runs, which can swap the ranks of nearly tied rows).
-
-A rank blend's numbers are ranks among the texts scored together (0 = lowest, 1 = highest), as in
-its submission: meaningful for a batch (a test file), not for one text alone."""
+one weight per member and label. `blend` ranked each member's test predictions per label column,
+scaled the ranks to [0, 1] and took the weighted mean. Serving does the same with a fixed
+reference: each member scores the texts (its own fold models), each score is placed among that
+member's own test predictions (test_pred.csv, which travels in its folder) — its average rank
+there, scaled to [0, 1] — and the blend is the weighted mean. A text of the blend's test set gets
+exactly the rank it had when the blend was fitted (to the member's reproduction: exact for tfidf
+and features runs, fp16 rounding for transformer runs, which can move a score past a near-tie), so
+any part of the test file scores as in the blend's submission, and one sentence alone gets a
+meaningful number: where it falls among the test comments."""
 from __future__ import annotations
 
 import logging
@@ -20,6 +21,7 @@ import torch
 from scipy.stats import rankdata
 
 from ...core.atomic import read_json, write_json
+from ...core.data import read_predictions
 from ...core.errors import RunError
 from ...core.runs import Run, read_run
 from ...core.tasks import TaskSpec
@@ -41,6 +43,20 @@ def scaled_ranks(pred: np.ndarray) -> np.ndarray:
     """Each column ranked (ties share their mean rank) and mapped onto [0, 1]."""
     ranks = rankdata(pred, axis=0)
     return (ranks - 1.0) / max(1, len(pred) - 1)
+
+
+def reference_ranks(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` (rows × labels) placed among `reference` (rows × labels, each column sorted): the
+    average rank a value has among the reference's (as `rankdata` gives a value that is one of them;
+    between two neighbours for one that is not), scaled as `scaled_ranks` scales, clipped to [0, 1]."""
+    out = np.empty(values.shape, dtype=np.float64)
+    n = len(reference)
+    for j in range(values.shape[1]):
+        left = np.searchsorted(reference[:, j], values[:, j], side="left")
+        right = np.searchsorted(reference[:, j], values[:, j], side="right")
+        rank = left + (right - left + 1) / 2.0  # 1-based, ties at their mean rank
+        out[:, j] = np.clip((rank - 1.0) / max(1, n - 1), 0.0, 1.0)
+    return out
 
 
 def blend_ranks(weights: np.ndarray, member_ranks: list[np.ndarray]) -> np.ndarray:
@@ -106,8 +122,24 @@ def member_runs(manifest: Manifest) -> list[Run]:
         if run.task.name != manifest.task or list(run.task.label_columns) != manifest.label_columns:
             raise RunError(f"{run.config_path}: task {run.task.name!r}, but blend {manifest.folder.name!r} is {manifest.task!r}")
         single.check_servable(run)
+        if not run.test_pred_path.is_file():
+            raise RunError(f"{run.test_pred_path}: missing; blend {manifest.folder.name!r} ranks member {member!r}'s "
+                           f"scores among its test predictions")
         runs.append(run)
     return runs
+
+
+def member_reference(run: Run, labels: list[str]) -> np.ndarray:
+    """A member's test predictions as the blend read them (test_pred.csv), each column sorted."""
+    frame = read_predictions(run.test_pred_path, run.task.id_column)
+    missing = [c for c in labels if c not in frame.columns]
+    if missing:
+        raise RunError(f"{run.test_pred_path}: column {missing[0]!r} missing")
+    values = frame[labels].to_numpy(np.float64)
+    if not np.all(np.isfinite(values)):
+        row, col = map(int, np.argwhere(~np.isfinite(values))[0])
+        raise RunError(f"{run.test_pred_path}: row {row + 1}, column {labels[col]!r}: not a number")
+    return np.sort(values, axis=0)
 
 
 def check_servable(folder: Path) -> tuple[Manifest, list[Run]]:
@@ -122,6 +154,7 @@ class BlendRun(ServedRun):
     run: Run
     manifest: Manifest
     members: list[ServedRun]
+    references: list[np.ndarray]  # each member's test predictions, columns sorted
     device: torch.device
     precision: str
     kind: str = "blend"
@@ -135,7 +168,7 @@ class BlendRun(ServedRun):
         return sum(m.n_models for m in self.members)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        ranks = [scaled_ranks(m.as_stored(texts)) for m in self.members]
+        ranks = [reference_ranks(ref, m.as_stored(texts)) for m, ref in zip(self.members, self.references)]
         return blend_ranks(self.manifest.weights, ranks).astype(np.float32)
 
     def fold_table(self) -> pd.DataFrame:
@@ -149,12 +182,13 @@ class BlendRun(ServedRun):
 
     def describe(self) -> str:
         parts = ", ".join(f"{m.name} ({m.kind}, weight {w.mean():.2f})" for m, w in zip(self.members, self.manifest.weights))
-        return f"blend {self.name} ({self.manifest.method}, ranks): {parts}"
+        return f"blend {self.name} ({self.manifest.method}; ranks among each member's test predictions): {parts}"
 
 
 def load(folder: Path, device: torch.device, batch_size: int) -> BlendRun:
     manifest, runs = check_servable(folder)
+    references = [member_reference(run, manifest.label_columns) for run in runs]
     members = [single.load(run, device, batch_size) for run in runs]
     run = blend_folder_run(runs[0], folder.parent, folder.name)
     log.info("predict: blend %s of %s", folder, ", ".join(manifest.members))
-    return BlendRun(run, manifest, members, device, members[0].precision)
+    return BlendRun(run, manifest, members, references, device, members[0].precision)
