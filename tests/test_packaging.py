@@ -162,5 +162,8 @@ def test_building_wheels_from_an_installed_package_is_one_error(wheel_dataset, k
     assert machine.pip_install(wheel_dataset, "kagglebert", cwd=tmp_path).returncode == 0
     done = machine.run("-m", "kagglebert.deploy.wheels", "out", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "installed package without its source tree" in done.stderr
+    # installed from a wheel folder by name: no direct_url.json, so pip is asked for the same version from the
+    # index, which this offline machine does not reach; one line says what to run instead
+    assert done.stderr.count("\n") == 1 and "building the kagglebert wheel from the package index (kagglebert==" in done.stderr
+    assert "python -m kagglebert.deploy.wheels wheels/" in done.stderr and "--wheels wheels/" in done.stderr
     assert not (tmp_path / "out").exists()

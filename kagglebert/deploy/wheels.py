@@ -68,9 +68,12 @@ class WheelSource:
     requirement: str = ""
 
 
+# what to run when the installed kagglebert's wheel cannot be rebuilt here
+INSTEAD = "in a clone run `python -m kagglebert.deploy.wheels wheels/`, then `python -m kagglebert export … --wheels wheels/`"
+
+
 def refusal(version: str, origin: str) -> RunError:
-    return RunError(f"kagglebert {version} was installed from {origin}, which cannot be rebuilt here; in a clone run "
-                    f"`python -m kagglebert.deploy.wheels wheels/`, then `python -m kagglebert export … --wheels wheels/`")
+    return RunError(f"kagglebert {version} was installed from {origin}, which cannot be rebuilt here; {INSTEAD}")
 
 
 def wheel_source(root: Path = REPO_ROOT) -> WheelSource:
@@ -166,7 +169,10 @@ def build_wheels(dest: Path, *, packaged_model: bool) -> list[Path]:
         if source.root is not None:
             build_kagglebert_wheel(source.root, tmp, scratch)
         else:
-            pip(["wheel", "--no-deps", "-q", "-w", str(tmp), source.requirement], f"building the kagglebert wheel from {source.described}")
+            try:
+                pip(["wheel", "--no-deps", "-q", "-w", str(tmp), source.requirement], f"building the kagglebert wheel from {source.described}")
+            except RunError as err:  # offline, a private repository, a deleted commit: say what works instead
+                raise RunError(f"{err}; {INSTEAD}") from None
         log.info("wheels: kagglebert from %s", source.described)
         running = kagglebert_version()
         built = [p.name for p in tmp.glob("kagglebert-*.whl")]
