@@ -98,7 +98,7 @@ class TrainConfig:
     pad_multiple: int = 8  # round batch lengths up: fewer distinct shapes
     log_every: int = 20  # steps between progress updates (each one syncs the device)
     C: float = 4.0  # inverse regularisation of the logistic regressions (tfidf, features)
-    save_models: bool = True  # keep each fold's best weights in folds/fold<k>_model/ (for predict/export)
+    save_models: bool = True  # keep each fold's models for predict/export: best weights in folds/fold<k>_model/; tfidf/features: fold<k>_linear.npz (+ the TF-IDF vocabulary)
     save_dtype: str = "fp16"  # fp32 | fp16 | bf16: fp16 halves the files; predictions move by fp16 rounding only
 
 
