@@ -192,10 +192,12 @@ print(final.command)
 # ## Export the recommended candidate
 # The candidate above as a folder to upload as a Kaggle dataset (`exports/<name>/` in the working
 # folder: its fold models, config and the wheels to install kagglebert offline). Notebook 5 finds
-# it there, or attached as a dataset on Kaggle, and predicts with it.
+# it there, or attached as a dataset on Kaggle, and predicts with it. When the first cell installed
+# kagglebert from an attached wheel dataset (internet off), those wheels go into the export.
 
 # %%
 from kagglebert.deploy import export
 
-exported = export.export_run(final.name, export.exports_dir() / final.name, runs_dir=cfg.run.runs_dir)
+exported = export.export_run(final.name, export.exports_dir() / final.name, runs_dir=cfg.run.runs_dir,
+                             wheels=os.path.dirname(wheels[-1]) if wheels else None)
 print(exported.summary)
