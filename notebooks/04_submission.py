@@ -40,7 +40,6 @@ PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
 import glob
 import importlib
 import importlib.util
-import logging
 import os
 import subprocess
 import sys
@@ -68,9 +67,10 @@ if failed:
     sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
 importlib.invalidate_caches()
 import kagglebert
+from kagglebert.notebook import session
 
 print(f"kagglebert {kagglebert.__version__} from {source}")
-logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
+session.start()  # progress logging, kagglebert errors as one line, and on Colab where runs/ lives
 
 # %% [markdown]
 # ## The config
@@ -178,7 +178,8 @@ plots.blend_per_label(blend_scores)
 # scored fold). The best one's file and the command that submits it, from a terminal with the
 # Kaggle CLI configured (or Kaggle's "Submit" button for that file). Warnings: a file that is not
 # the competition test set's size (a sample run, which Kaggle rejects), and a transformer that
-# scores near chance or below a baseline (a recipe problem, with the likely fixes).
+# scores near chance or below a baseline (a recipe problem, with the likely fixes), are printed
+# under the ranking.
 
 # %%
 final = profiles.final_submission([*arms.values(), *baseline_runs.values()], blends=[blended])
@@ -186,4 +187,17 @@ final.scores
 
 # %%
 print(final.command)
-final.warnings
+
+# %% [markdown]
+# ## Export the recommended candidate
+# The candidate above as a folder to upload as a Kaggle dataset (`exports/<name>/` in the working
+# folder: its fold models, config and the wheels to install kagglebert offline). Notebook 5 finds
+# it there, or attached as a dataset on Kaggle, and predicts with it. When the first cell installed
+# kagglebert from an attached wheel dataset (internet off), those wheels go into the export.
+
+# %%
+from kagglebert.deploy import export
+
+exported = export.export_run(final.name, export.exports_dir() / final.name, runs_dir=cfg.run.runs_dir,
+                             wheels=os.path.dirname(wheels[-1]) if wheels else None)
+print(exported.summary)

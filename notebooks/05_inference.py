@@ -48,7 +48,6 @@ PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
 import glob
 import importlib
 import importlib.util
-import logging
 import os
 import subprocess
 import sys
@@ -76,9 +75,10 @@ if failed:
     sys.exit(f"pip could not install {failed[-1]} (its message is above); check the attached wheels or KAGGLEBERT_PIP_SOURCE")
 importlib.invalidate_caches()
 import kagglebert
+from kagglebert.notebook import session
 
 print(f"kagglebert {kagglebert.__version__} from {source}")
-logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
+session.start()  # progress logging, kagglebert errors as one line, and on Colab where runs/ lives
 
 # %% [markdown]
 # ## The model

@@ -11,6 +11,7 @@ that install and run notebooks have no network at all (`unshare -n`, when it wor
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -101,6 +102,34 @@ class Machine:
 
     def pip_install(self, wheels: Path, *requirements: str, cwd: Path) -> subprocess.CompletedProcess:
         return self.run("-m", "pip", "install", "--no-index", "--find-links", str(wheels), *requirements, cwd=cwd)
+
+
+def kernel_manager(root: Path, python: Path):
+    """A kernel running `python` without network, reached over Unix sockets under `root` (a
+    network namespace has no shared loopback)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    kernels = root / "jupyter" / "kernels"
+    (kernels / "sim").mkdir(parents=True)
+    argv = [*network_off_prefix(), str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (kernels / "sim" / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "sim", "language": "python"}))
+    specs = KernelSpecManager(kernel_dirs=[str(kernels)])
+    return AsyncKernelManager(kernel_name="sim", kernel_spec_manager=specs, transport="ipc", ip=str(root / "ipc"))
+
+
+def errors_of(notebook) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in notebook.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+def text_of(notebook) -> str:
+    parts = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.extend(str(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
+    return "\n".join(parts)
 
 
 @pytest.fixture(scope="session")

@@ -326,3 +326,100 @@ def test_the_device_cell_times_batches_of_typical_length():
     lengths = [128, 12, 40, 45, 128, 50, 38, 300]  # mean 92.625
     assert typical_rows(lengths, 3) == [0, 4, 5]  # 128, 128, 50: the three nearest 92.6
     assert typical_rows(lengths, 100) == list(range(8))
+
+
+# --- the platform, the working folder, one-line errors in a notebook -------------------------------
+
+@pytest.fixture()
+def off_kaggle(tmp_path, monkeypatch):
+    """Neither Kaggle nor Colab: no inputs folder, no COLAB_* variable (this machine has no /kaggle)."""
+    if paths.KAGGLE_WORKING.is_dir():
+        pytest.skip("this machine has /kaggle/working")
+    monkeypatch.setenv(paths.KAGGLE_INPUT_ENV, str(tmp_path / "no-inputs"))
+    for key in [k for k in os.environ if k.startswith(paths.COLAB_ENV_PREFIX)]:
+        monkeypatch.delenv(key)
+    monkeypatch.delenv(paths.WORKING_ENV, raising=False)
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
+    paths._reported.clear()
+    return tmp_path
+
+
+def test_platform_is_told_by_what_each_one_has(off_kaggle, monkeypatch, kaggle_root):
+    assert paths.platform() == "kaggle"  # kaggle_root exists
+    monkeypatch.setenv(paths.KAGGLE_INPUT_ENV, str(off_kaggle / "no-inputs"))
+    assert paths.platform() == "local"
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-sim")  # set by Colab's runtime
+    assert paths.platform() == "colab"
+
+
+def test_working_folder_is_never_inside_an_installed_package(off_kaggle, monkeypatch):
+    from kagglebert.deploy import export
+    from kagglebert.notebook import profiles
+
+    assert paths.source_root() == paths.REPO_ROOT and paths.working_dir() == paths.REPO_ROOT  # this clone
+    site = off_kaggle / "site-packages"  # an installed wheel: the package's parent is site-packages
+    site.mkdir()
+    monkeypatch.setattr(paths, "REPO_ROOT", site)
+    work = off_kaggle / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert paths.source_root() is None and paths.working_dir() == work
+    cfg = profiles.load("quick")
+    assert (Path(cfg.run.runs_dir), Path(cfg.submit.dir)) == (work / "runs", work / "submissions")
+    assert export.exports_dir() == work / "exports" and export.output_dir() == work / "submissions"
+    with pytest.raises(Exception) as err:
+        export.locate_export()
+    assert str(work / "exports") in str(err.value) and "site-packages" not in str(err.value)
+    assert "/kaggle" not in str(err.value) and "Add Input" not in str(err.value)
+    monkeypatch.setenv(paths.WORKING_ENV, str(off_kaggle / "drive"))  # a setting wins
+    assert Path(profiles.load("quick").run.runs_dir) == off_kaggle / "drive" / "runs"
+    assert export.output_dir() == off_kaggle / "drive"
+
+
+@pytest.mark.parametrize("where", ["local", "colab"])
+def test_full_profile_off_kaggle_says_how_to_set_data_dir_in_one_line(off_kaggle, monkeypatch, where):
+    from kagglebert.notebook import profiles, session
+
+    if where == "colab":
+        monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-sim")
+    monkeypatch.setenv("KAGGLEBERT_PROFILE", "full")
+    with pytest.raises(ConfigError) as err:
+        profiles.load("quick")
+    shown = session.one_line(err.value)
+    assert "\n" not in shown and shown.startswith("ConfigError: ")
+    assert "/kaggle" not in shown and "Add Input" not in shown and "attach" not in shown.lower()
+    assert "data.dir=FOLDER" in shown and "KAGGLEBERT_OVERRIDES" in shown and "profiles.load(PROFILE" in shown
+    assert ("/content/drive/MyDrive" in shown) == (where == "colab")
+
+
+def test_a_kagglebert_error_in_a_cell_is_one_line(off_kaggle, monkeypatch, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from kagglebert.notebook import session
+
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-sim")
+    shell = InteractiveShell.instance()
+    try:
+        assert session.start() == "colab"
+        note = capsys.readouterr().out
+        assert f"go to {paths.working_dir()}" in note and "drive.mount" in note and paths.WORKING_ENV in note
+        shell.run_cell("from kagglebert.core.errors import RunError\nraise RunError('runs/x: not finished; train it first')")
+        shown = capsys.readouterr()
+        assert "Traceback" not in shown.out + shown.err
+        assert "RunError: runs/x: not finished; train it first" in shown.out + shown.err
+        shell.run_cell("raise ValueError('a bug')")  # anything else keeps its traceback
+        shown = capsys.readouterr()
+        assert "Traceback" in shown.out + shown.err or "----" in shown.out + shown.err
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def test_free_memory_on_a_cpu_is_measured_not_none():
+    import torch
+
+    from kagglebert.notebook import environment
+
+    memory = environment._memory(torch.device("cpu"))
+    if Path("/proc/meminfo").is_file():  # Linux says what is available; elsewhere the report says it is not known
+        assert 0 < memory["free_gb"] <= memory["memory_gb"]

@@ -18,7 +18,6 @@ working folder is the fake `/kaggle/working`:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shlex
 import shutil
@@ -29,7 +28,8 @@ import jupytext
 import pandas as pd
 import pytest
 
-from kaggle_image import Machine, build_wheel_dataset, kaggle_image, network_off_prefix, offline_env  # noqa: F401
+from kaggle_image import (Machine, build_wheel_dataset, errors_of, kaggle_image, kernel_manager, network_off_prefix,  # noqa: F401
+                          offline_env, text_of)
 from kagglebert.core.paths import REPO_ROOT
 
 pytestmark = pytest.mark.kaggle_sim
@@ -100,26 +100,12 @@ class KaggleSession:
         self.machine = Machine(root / "venv", image, self.env)
         self.env["PATH"] = f"{self.machine.python.parent}{os.pathsep}{self.env['PATH']}"  # `!pip` is this machine's
 
-    def kernel_manager(self):
-        """A kernel on this machine, without network, reached over Unix sockets (a network
-        namespace has no shared loopback)."""
-        from jupyter_client.kernelspec import KernelSpecManager
-        from jupyter_client.manager import AsyncKernelManager
-
-        kernels = self.root / "jupyter" / "kernels"
-        (kernels / "kaggle").mkdir(parents=True)
-        argv = [*network_off_prefix(), str(self.machine.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        (kernels / "kaggle" / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "kaggle", "language": "python"}))
-        specs = KernelSpecManager(kernel_dirs=[str(kernels)])
-        return AsyncKernelManager(kernel_name="kaggle", kernel_spec_manager=specs, transport="ipc",
-                                  ip=str(self.root / "ipc"))
-
     def run(self, script: Path):
         """The notebook executed top to bottom; its cells' outputs are in the returned notebook."""
         from nbclient import NotebookClient
 
         notebook = jupytext.read(script)
-        client = NotebookClient(notebook, km=self.kernel_manager(), timeout=CELL_TIMEOUT, allow_errors=True,
+        client = NotebookClient(notebook, km=kernel_manager(self.root, self.machine.python), timeout=CELL_TIMEOUT, allow_errors=True,
                                 resources={"metadata": {"path": str(self.working)}})
         started = time.perf_counter()
         client.execute(env=self.env)
@@ -141,20 +127,6 @@ def weights_written(folder: Path) -> list[Path]:
     for parent, _, files in os.walk(folder):  # os.walk does not descend into linked folders
         found += [Path(parent, f) for f in files if f.endswith((".safetensors", ".bin", ".pt"))]
     return found
-
-
-def errors_of(notebook) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for c in notebook.cells if c.cell_type == "code"
-            for o in c.get("outputs", []) if o.output_type == "error"]
-
-
-def text_of(notebook) -> str:
-    parts = []
-    for cell in notebook.cells:
-        for out in cell.get("outputs", []):
-            parts.append(out.get("text", ""))
-            parts.extend(str(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
-    return "\n".join(parts)
 
 
 def check_session(session: KaggleSession, notebook, inputs_before: dict[str, dict]) -> str:

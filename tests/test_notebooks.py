@@ -6,6 +6,7 @@ nbclient with this venv's python as the kernel."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 import time
@@ -148,6 +149,7 @@ def notebook_env(monkeypatch, tiny_model_dir, notebook_data, tmp_path):
         "submit.dir": tmp_path / "submissions",
     }
     monkeypatch.setenv("KAGGLEBERT_PROFILE", "quick")
+    monkeypatch.setenv("KAGGLEBERT_WORKING", str(tmp_path))  # exports/ too (a clone's default is its root)
     monkeypatch.setenv("KAGGLEBERT_OVERRIDES", " ".join(shlex.quote(f"{k}={v}") for k, v in overrides.items()))
     # headless like Agg, and renders a returned Figure as PNG the way Jupyter does
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -223,14 +225,18 @@ def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
     if script.stem == "04_submission":
         written = notebook_env / "submissions" / "quick-itpt.csv"
         assert written.is_file()
-        final = outputs_text_of(notebook, "final.command")
         ranked = {name: json.loads((runs / name / "metrics.json").read_text()) for name in
                   ("quick-itpt", "quick-tfidf", "quick-features", "quick-blend")}
         honest = {name: m.get("oof_auc_nested") or m["oof_auc"] for name, m in ranked.items()}
         best = max(honest, key=honest.get)  # the notebook ends with the best candidate's file
         assert f"kaggle competitions submit -c jigsaw-toxic-comment-classification-challenge -f {notebook_env / 'submissions' / best}.csv" in text
         rows = len((notebook_env / "submissions" / f"{best}.csv").read_text().splitlines()) - 1
-        assert f"has {rows} rows; the competition's test set has 153,164" in final  # a sample run is flagged
+        assert f"has {rows} rows; the competition's test set has 153,164" in text  # a sample run is flagged
+        best_file = notebook_env / "submissions" / f"{best}.csv"
+        commands = set(re.findall(rf"kaggle competitions submit -c \S+ -f {re.escape(str(best_file))} [^\n]*", text))
+        assert len(commands) == 1, commands  # one command for the recommended file, however often it is printed
+        assert "['" not in outputs_text_of(notebook, "final.command")  # no raw Python list of warnings
+        assert (notebook_env / "exports" / best / "kagglebert-export.json").is_file()  # the last cell exports it
         assert "False" not in outputs_text_of(notebook, "validate_submission")
         for baseline in ("quick-tfidf", "quick-features"):
             assert (runs / baseline / "oof.csv").is_file()
@@ -369,3 +375,44 @@ def test_figures_say_what_they_show():
     capped = pd.DataFrame({"split": ["train"] * 6, "chars": [10, 20, 30, 5000, 5000, 5000], "tokens": [3, 5, 7, 900, 900, 900]})
     legend = [t.get_text() for t in plots.comment_lengths(capped).axes[0].get_legend().get_texts()]
     assert "3 comments at exactly 5,000 (cut there by the data's source)" in legend
+
+
+def test_figures_say_what_their_data_is():
+    """The sample's label balance against the competition's, the number of comments a length
+    histogram counts, and per-label AUCs resting on few positives marked as such."""
+    import numpy as np
+    import pandas as pd
+
+    from kagglebert.core.data import read_csv
+    from kagglebert.core.paths import BUNDLED_SAMPLE
+    from kagglebert.core.tasks import JIGSAW_TOXIC_2018 as task
+    from kagglebert.notebook import plots, report
+    from kagglebert.stages.eda import prevalence_note
+
+    train = read_csv(BUNDLED_SAMPLE / "train.csv")
+    labels = train[task.label_columns].to_numpy(dtype=float)
+    prevalence = pd.DataFrame({"label": task.label_columns, "positives": labels.sum(0).astype(int), "share": labels.mean(0),
+                               "competition_share": [task.competition_prevalence[label] for label in task.label_columns]})
+    note = prevalence_note(prevalence)
+    toxic = 100 * labels[:, 0].mean()
+    assert note.startswith(f"toxic {toxic:.1f}% of these train rows vs 9.6% in the competition: toxic-enriched")
+    ax = plots.label_prevalence(prevalence, note).axes[0]
+    assert "toxic-enriched" in ax.get_title() and len(ax.collections) == 1  # the competition's shares as ticks
+    even = prevalence.assign(share=prevalence["competition_share"])
+    assert prevalence_note(even).endswith("like the competition")
+
+    lengths = pd.DataFrame({"split": ["train"] * 3 + ["test"] * 2, "chars": [10, 100, 50, 20, 30], "tokens": [3, 30, 15, 6, 8]})
+    assert plots.comment_lengths(lengths).axes[0].get_title() == "Characters per comment (3 train + 2 test comments)"
+
+    metrics = {"method": "weighted", "weights": {"bert": 0.6, "tfidf": 0.4}, "member_oof_auc": {"bert": 0.9, "tfidf": 0.8},
+               "member_per_label_auc": {"bert": {"toxic": 0.9, "threat": 0.7}, "tfidf": {"toxic": 0.8, "threat": 0.9}},
+               "oof_auc": 0.91, "oof_auc_nested": 0.9, "per_label_auc": {"toxic": 0.92, "threat": 0.8},
+               "label_positives": {"toxic": 400, "threat": 5}}
+    table = report.blend_table(metrics)
+    assert table.loc[report.POSITIVES_ROW, ["toxic", "threat"]].tolist() == [400, 5]
+    ax = plots.blend_per_label(table).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["toxic\n(n=400)", "threat\n(n=5, few)"]
+    hatched = [bar for bar in ax.patches if bar.get_hatch()]
+    assert len(hatched) == 3 and all(np.isclose(bar.get_x() + bar.get_width() / 2, 1, atol=0.4) for bar in hatched)  # threat's bars only
+    assert "under 30 positive comments" in ax.get_title()
+    assert len(ax.get_legend().get_texts()) == 3  # the positives row is not drawn as a member

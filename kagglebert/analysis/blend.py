@@ -263,6 +263,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         "per_label_auc": scored["per_label"],
         "member_oof_auc": {n: s["score"] for n, s in member_scores.items()},
         "member_per_label_auc": {n: s["per_label"] for n, s in member_scores.items()},
+        "label_positives": dict(zip(task.label_columns, map(int, (labels >= 0.5).sum(0)))),  # what each label's AUC rests on
         "train_rows": len(train_ids),
     }
     write_json(out.metrics_path, metrics)
@@ -273,6 +274,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
                                     f"kagglebert blend {name} ({method}: {' '.join(runs)}): {honest_label}",
                                     sample=data.sample_submission, sample_run=data.sample_run)
     metrics["submission"] = str(submission.path)
+    metrics["submit_command"] = submission.command
 
     print_table([(m.name, member_scores[m.name]["score"], float(w.mean())) for m, w in zip(members, weights)]
                 + [(f"blend {name} ({method})", scored["score"], None)]

@@ -10,6 +10,7 @@ names and header, not by one fixed path.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import logging
 import os
@@ -35,6 +36,9 @@ BUNDLED_SAMPLE = PACKAGE_DIR / "sample_data" / "jigsaw-toxic-2018-sample"
 BUNDLED_CONFIGS = PACKAGE_DIR / "configs"
 KAGGLE_INPUT = Path("/kaggle/input")  # the default; read it through kaggle_input()
 KAGGLE_INPUT_ENV = "KAGGLEBERT_KAGGLE_INPUT"
+KAGGLE_WORKING = Path("/kaggle/working")  # a Kaggle notebook's writable (and saved) folder
+WORKING_ENV = "KAGGLEBERT_WORKING"  # the working folder, whatever the platform (tests, the simulations, a Drive folder)
+COLAB_ENV_PREFIX = "COLAB_"  # Colab's runtime sets COLAB_RELEASE_TAG, COLAB_GPU, …
 PACKAGED_MODEL = "packaged-minilm"
 SEARCH_DEPTH = 4  # folder levels below the input root searched for competition files and runs
 
@@ -42,6 +46,44 @@ SEARCH_DEPTH = 4  # folder levels below the input root searched for competition 
 def kaggle_input() -> Path:
     """`/kaggle/input`, or the folder `KAGGLEBERT_KAGGLE_INPUT` names."""
     return Path(os.environ.get(KAGGLE_INPUT_ENV) or KAGGLE_INPUT)
+
+
+def platform() -> str:
+    """'kaggle' | 'colab' | 'local': Kaggle by its folders (or KAGGLEBERT_KAGGLE_INPUT), Colab by
+    its runtime's `google.colab` package or COLAB_* variables, anything else local."""
+    if KAGGLE_WORKING.is_dir() or kaggle_input().is_dir():
+        return "kaggle"
+    if any(key.startswith(COLAB_ENV_PREFIX) for key in os.environ):
+        return "colab"
+    try:
+        if importlib.util.find_spec("google.colab") is not None:
+            return "colab"
+    except (ImportError, ValueError):  # no `google` package at all
+        pass
+    return "local"
+
+
+def source_root() -> Path | None:
+    """The clone kagglebert runs from (its pyproject.toml names the kagglebert project); None for
+    an installed package, whose parent folder is site-packages."""
+    pyproject = REPO_ROOT / "pyproject.toml"
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return REPO_ROOT if '\nname = "kagglebert"' in text else None
+
+
+def working_dir() -> Path:
+    """The folder that holds runs/, submissions/ and exports/ unless a setting names another:
+    KAGGLEBERT_WORKING; on Kaggle /kaggle/working (saved with the notebook); kagglebert run from a
+    clone: the clone's root (the notebooks and `make demo` share one runs/); else the current working
+    folder — never inside an installed package."""
+    if os.environ.get(WORKING_ENV):
+        return Path(os.environ[WORKING_ENV]).expanduser()
+    if KAGGLE_WORKING.is_dir():
+        return KAGGLE_WORKING
+    return source_root() or Path.cwd()
 
 
 def csv_header(path: Path) -> list[str] | None:
@@ -140,17 +182,26 @@ def find_data_dir(explicit: str, competition_slug: str, require_competition: boo
             log.info("data: competition files found in %s (%s)", found, files)
         return found
     if require_competition:
-        raise ConfigError(
-            f"no {competition_slug} files (train, test, sample_submission with the task's columns) "
-            f"under {kaggle_input()}: on Kaggle add the competition as an input (Add Input → Competitions), "
-            f"elsewhere download them and set data.dir=FOLDER"
-        )
+        raise ConfigError(f"no {competition_slug} files (train, test, sample_submission with the task's columns): "
+                          f"{where_to_get_competition(competition_slug)}")
     if BUNDLED_SAMPLE.is_dir():
         if BUNDLED_SAMPLE not in _reported:
             _reported.add(BUNDLED_SAMPLE)
-            log.info("data: no competition files under %s; using the bundled sample %s", kaggle_input(), BUNDLED_SAMPLE)
+            searched = f"no competition files under {kaggle_input()}" if platform() == "kaggle" else "data.dir not set"
+            log.info("data: %s; using the bundled sample %s", searched, BUNDLED_SAMPLE)
         return BUNDLED_SAMPLE
-    raise ConfigError(f"no data found: set data.dir or attach the competition under {kaggle_input()}")
+    raise ConfigError(f"no data found: {where_to_get_competition(competition_slug)}")
+
+
+def where_to_get_competition(competition_slug: str) -> str:
+    """How to give kagglebert the competition's files, in the words of the platform it runs on."""
+    if platform() == "kaggle":
+        return (f"none under {kaggle_input()}; add the competition as an input (Add Input → Competitions), "
+                f"or set data.dir=FOLDER")
+    drive = " (on Colab a folder on your mounted Drive, e.g. /content/drive/MyDrive/jigsaw, outlives the runtime)" \
+        if platform() == "colab" else ""
+    return (f"download them (kaggle competitions download -c {competition_slug}), unzip them into a folder and set "
+            f"data.dir=FOLDER{drive}")
 
 
 def attached_runs_dirs(depth: int = SEARCH_DEPTH) -> list[Path]:

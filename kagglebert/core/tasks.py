@@ -57,6 +57,9 @@ class TaskSpec:
     # rows of the competition's test set: a submission of another length is a sample run's, which
     # Kaggle rejects (None: unknown)
     test_rows: int | None = None
+    # label → share of the competition's full train.csv carrying it (its published counts): a
+    # sample's own shares are compared with these (EDA), never replaced by them ({}: unknown)
+    competition_prevalence: dict[str, float] = field(default_factory=dict)
 
     def stratify_targets(self, labels: np.ndarray) -> np.ndarray:
         """Binary matrix the folds are stratified on."""
@@ -71,6 +74,9 @@ JIGSAW_TOXIC_2018 = TaskSpec(
     label_columns=["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"],
     binary_labels=True,
     test_rows=153_164,
+    # positives among the 159,571 rows of the competition's train.csv
+    competition_prevalence={label: n / 159_571 for label, n in (("toxic", 15_294), ("severe_toxic", 1_595), ("obscene", 8_449),
+                                                                 ("threat", 478), ("insult", 7_877), ("identity_hate", 1_405))},
 )
 
 TASKS = {JIGSAW_TOXIC_2018.name: JIGSAW_TOXIC_2018}

@@ -43,7 +43,7 @@ from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.checkpoint import DTYPES, load_classifier, save_classifier
 from ..core.config import ModelConfig
 from ..core.errors import ConfigError, RunError
-from ..core.paths import PACKAGED_MODEL, REPO_ROOT, kaggle_input, kagglebert_version
+from ..core.paths import PACKAGED_MODEL, WORKING_ENV, kaggle_input, kagglebert_version, platform, working_dir
 from ..core.runs import Run
 from ..stages.serving import blend as blend_mod
 from ..stages.serving import linear, served_run, transformer
@@ -56,7 +56,6 @@ MARKER = "kagglebert-export.json"
 METADATA = "dataset-metadata.json"
 RUNS = "runs"  # the run goes to <export>/runs/<name>/, the layout notebooks look for in attached inputs
 USER_PLACEHOLDER = "YOUR-KAGGLE-USERNAME"
-WORKING_ENV = "KAGGLEBERT_WORKING"  # where notebook 05 writes submission.csv (tests, the simulated Kaggle)
 FORMAT = 1
 
 
@@ -290,8 +289,9 @@ def find_exports(root: Path, depth: int = 4) -> list[Path]:
 
 def locate_export(explicit: str | Path = "") -> Path:
     """The export to use: `explicit` (an export folder, or a folder holding exports), else the first
-    found under the Kaggle inputs (an attached dataset), else under a clone's `exports/`."""
-    places = [Path(explicit).expanduser()] if explicit else [kaggle_input(), REPO_ROOT / "exports"]
+    found under the Kaggle inputs (an attached dataset), else under the working folder's `exports/`
+    (core/paths.working_dir)."""
+    places = [Path(explicit).expanduser()] if explicit else [kaggle_input(), exports_dir()]
     for place in places:
         found = find_exports(place)
         if found:
@@ -300,8 +300,12 @@ def locate_export(explicit: str | Path = "") -> Path:
             return found[0]
     if explicit:
         raise RunError(f"{explicit}: no kagglebert export there (no {MARKER})")
-    raise RunError(f"no kagglebert export under {kaggle_input()} or {REPO_ROOT / 'exports'}: attach the dataset made by "
-                   f"`python -m kagglebert export` (on Kaggle: Add Input → Datasets), or set KAGGLEBERT_EXPORT to its folder")
+    if platform() == "kaggle":
+        raise RunError(f"no kagglebert export under {kaggle_input()} or {exports_dir()}: attach the dataset made by "
+                       f"`python -m kagglebert export` (Add Input → Datasets), or set KAGGLEBERT_EXPORT to its folder")
+    raise RunError(f"no kagglebert export under {exports_dir()}: run notebook 4 to its last cell (it exports the run it "
+                   f"recommends) or `python -m kagglebert export --run NAME --to {exports_dir()}/NAME`, "
+                   f"or set KAGGLEBERT_EXPORT to an export folder")
 
 
 def exported_run(export: Path) -> Path:
@@ -314,15 +318,17 @@ def exported_run(export: Path) -> Path:
         raise RunError(f"{marker}: not a readable kagglebert export description") from None
 
 
+def exports_dir() -> Path:
+    """Where notebook 4 writes exports and notebook 5 looks for them: the working folder's `exports/`."""
+    return working_dir() / "exports"
+
+
 def output_dir() -> Path:
-    """Where the inference notebook writes submission.csv: KAGGLEBERT_WORKING if set; on Kaggle the
-    working directory (/kaggle/working, where a code competition looks for it); in a clone its
-    `submissions/`; else the working directory."""
-    if os.environ.get(WORKING_ENV):
-        return Path(os.environ[WORKING_ENV]).expanduser()
-    if not kaggle_input().is_dir() and (REPO_ROOT / "pyproject.toml").is_file():
-        return REPO_ROOT / "submissions"
-    return Path.cwd()
+    """Where the inference notebook writes submission.csv: the working folder itself when it is set
+    (KAGGLEBERT_WORKING) or on Kaggle (/kaggle/working, where a code competition looks for it);
+    else the working folder's `submissions/`."""
+    base = working_dir()
+    return base if os.environ.get(WORKING_ENV) or platform() == "kaggle" else base / "submissions"
 
 
 def main(run: str, dest: str, dtype: str = "fp16", runs_dir: str = "runs", wheels: str | None = None) -> Export:

@@ -79,7 +79,21 @@ def _memory(device) -> dict:
         return {"name": torch.cuda.get_device_name(device), "memory_gb": total / 2**30, "free_gb": free / 2**30}
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # system memory, which MPS shares
     name = "Apple MPS (unified memory)" if device.type == "mps" else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
-    return {"name": name, "memory_gb": total / 2**30, "free_gb": None}
+    available = _available_memory()
+    return {"name": name, "memory_gb": total / 2**30, "free_gb": None if available is None else available / 2**30}
+
+
+def _available_memory() -> int | None:
+    """Bytes of system memory available to a new process now (Linux's MemAvailable: free memory
+    plus reclaimable caches); None where /proc/meminfo does not say (macOS, Windows)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _timed(step, device) -> float:
@@ -261,7 +275,8 @@ def device_report(cfg: Config, measured: dict | None = None) -> DeviceReport:
         "device": measured["device"] + (f" × {measured['gpus']} (data-parallel: one process per GPU)" if world > 1 else ""),
         "accelerator": measured["name"],
         "memory (GiB)": round(measured["memory_gb"], 1),
-        "free now (GiB)": None if measured["free_gb"] is None else round(measured["free_gb"], 1),
+        "free now (GiB)": ("not known here (no /proc/meminfo on this system)" if measured["free_gb"] is None
+                           else round(measured["free_gb"], 1)),
         "classifier precision": measured["precision"],
         "masked-LM precision": measured["lm_precision"],
         "data": f"{measured['train_rows']:,} train / {measured['test_rows']:,} test rows from {measured['data_dir']}",

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 TOKEN_CUTS = (128, 256, 512)
+FEW_POSITIVES = 30  # a rate or an AUC resting on fewer positive comments is shown as noisy
 
 
 def _figure(width: float = 7.0, height: float = 4.0, ncols: int = 1):
@@ -20,13 +21,20 @@ def _figure(width: float = 7.0, height: float = 4.0, ncols: int = 1):
     return fig, axes
 
 
-def label_prevalence(prevalence: pd.DataFrame) -> Figure:
-    """Bar per label: share of training comments that carry it (count on the bar)."""
+def label_prevalence(prevalence: pd.DataFrame, note: str = "") -> Figure:
+    """Bar per label: share of training comments that carry it (count on the bar); with the
+    competition's own shares (column `competition_share`, eda) a black tick per label, and `note`
+    (eda's label_share_vs_competition, e.g. 'toxic-enriched') in the title."""
     fig, ax = _figure()
     frame = prevalence.sort_values("share", ascending=False)
-    bars = ax.bar(frame["label"], 100 * frame["share"], color="tab:red")
+    bars = ax.bar(frame["label"], 100 * frame["share"], color="tab:red", label="this data")
     ax.bar_label(bars, labels=[f"{n:,}" for n in frame["positives"]], fontsize=8)
-    ax.set(title="Label prevalence in train (count on each bar)", xlabel="label", ylabel="% of training comments")
+    if "competition_share" in frame and frame["competition_share"].notna().any():
+        ax.scatter(frame["label"], 100 * frame["competition_share"], marker="_", s=600, color="black", zorder=3,
+                   label="the competition's full train.csv")
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set(title="Label prevalence in train (count on each bar)" + (f"\n{note}" if note else ""), xlabel="label",
+           ylabel="% of training comments")
     ax.tick_params(axis="x", rotation=20)
     return fig
 
@@ -43,7 +51,7 @@ def _annotated_heatmap(ax, frame: pd.DataFrame, cmap: str, vmin: float, fmt: str
     return image
 
 
-def label_cooccurrence(cooccurrence: pd.DataFrame, positives: pd.Series | dict | None = None, few: int = 30) -> Figure:
+def label_cooccurrence(cooccurrence: pd.DataFrame, positives: pd.Series | dict | None = None, few: int = FEW_POSITIVES) -> Figure:
     """Heatmap of P(column label | row label). With `positives` (label → comments carrying it),
     each row's count is in its tick label, and a cell whose row rests on fewer than `few` comments
     shows its count (e.g. 2/3) as well: a probability from 3 comments is not an estimate."""
@@ -71,6 +79,8 @@ def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS, m
     of 128/256/512 tokens would cut; `max_length` (the run's model.max_length) is marked as in use.
     A pile of comments at exactly the longest length is named: the source cut them there."""
     fig, (ax_chars, ax_tokens) = _figure(12.0, 4.2, ncols=2)
+    sizes = lengths["split"].value_counts()
+    counted = " + ".join(f"{sizes.get(split, 0):,} {split}" for split in ("train", "test") if split in sizes) + " comments"
     for column, ax, unit in (("chars", ax_chars, "characters"), ("tokens", ax_tokens, "word pieces")):
         values_all = lengths[column].clip(lower=1)  # an empty comment would sit at log(0)
         shortest, longest = float(values_all.min()), max(2.0, float(values_all.max()))
@@ -84,7 +94,7 @@ def comment_lengths(lengths: pd.DataFrame, cuts: tuple[int, ...] = TOKEN_CUTS, m
                     label=f"{split} (median {values.median():.0f})")
         ax.set_xscale("log")
         ax.set_xlim(bins[0], bins[-1])  # from the shortest comment: no empty band left of the data
-        ax.set(title=f"{unit.capitalize()} per comment (all comments)", xlabel=f"{unit} (log scale)", ylabel="% of the split's comments per bin")
+        ax.set(title=f"{unit.capitalize()} per comment ({counted})", xlabel=f"{unit} (log scale)", ylabel="% of the split's comments per bin")
     at_cap = int((lengths["chars"] == lengths["chars"].max()).sum())
     if at_cap >= max(3, len(lengths) // 1000):  # many comments exactly as long as the longest: a cut at the source
         ax_chars.axvline(lengths["chars"].max(), color="black", linestyle=":", linewidth=1,
@@ -226,8 +236,12 @@ def blend_per_label(table: pd.DataFrame) -> Figure:
     start at 0.5, the AUC of a random ranking, so a bar's length is skill above chance; the
     legend sits outside the axes, where it hides no bar."""
     labels = [c for c in table.columns if c not in ("weight", "OOF AUC")]
+    positives = table.loc[table["OOF AUC"].isna()]  # report.blend_table's last row: positives per label, no score
+    counts = {label: int(positives.iloc[0][label]) for label in labels} if len(positives) else {}
+    table = table.loc[table["OOF AUC"].notna()]
     nested = table.loc[table[labels].isna().all(axis=1), "OOF AUC"]  # the nested-score row: no per-label AUCs
     table = table.dropna(subset=labels, how="all")
+    few = [j for j, label in enumerate(labels) if label in counts and counts[label] < FEW_POSITIVES]
     fig, ax = _figure(11.0, 4.2)
     width = 0.8 / len(table)
     x = np.arange(len(labels))
@@ -237,11 +251,19 @@ def blend_per_label(table: pd.DataFrame) -> Figure:
         label = f"{name}: {row['OOF AUC']:.4f}"
         if str(name).startswith("blend") and len(nested):  # the honest score next to the fitted one
             label += f" ({float(nested.iloc[0]):.4f} with weights from the other folds)"
-        ax.bar(x + (i - (len(table) - 1) / 2) * width, values - chance, width, bottom=chance, label=label)
+        bars = ax.bar(x + (i - (len(table) - 1) / 2) * width, values - chance, width, bottom=chance, label=label)
+        for j in few:  # an AUC resting on a handful of positives: pale and hatched, not read like the rest
+            bars[j].set(alpha=0.35, hatch="//")
     ax.axhline(chance, color="black", linewidth=0.8)
-    ax.set_xticks(x, labels, rotation=20)
+    ticks = [f"{label}\n(n={counts[label]:,}{', few' if j in few else ''})" if counts else label for j, label in enumerate(labels)]
+    ax.set_xticks(x, ticks, rotation=0 if counts else 20)
+    for j in few:
+        ax.get_xticklabels()[j].set_color("grey")
     low = float(np.nanmin(table[labels].to_numpy(dtype=float)))
     ax.set_ylim(min(chance, low - 0.02), 1.0)
-    ax.set(title="Out-of-fold AUC per label: members and blend (bars start at chance, 0.5)", ylabel="ROC AUC")
+    title = "Out-of-fold AUC per label: members and blend (bars start at chance, 0.5)"
+    if few:
+        title += f"\nhatched: under {FEW_POSITIVES} positive comments, an AUC too noisy to compare"
+    ax.set(title=title, ylabel="ROC AUC")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="OOF AUC")
     return fig

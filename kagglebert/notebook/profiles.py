@@ -29,7 +29,7 @@ from ..core import config as config_mod
 from ..core.atomic import read_json, write_atomic
 from ..core.config import Config
 from ..core.errors import ConfigError
-from ..core.paths import REPO_ROOT, attached_runs_dirs, find_data_dir, kaggle_input
+from ..core.paths import attached_runs_dirs, find_data_dir, platform, working_dir
 from ..core.errors import RunError
 from ..core.runs import Run, changed_settings, open_run, read_run, reader
 from ..core.tasks import get_task
@@ -37,7 +37,6 @@ from ..stages import lm, pipeline, submit
 from . import environment, report
 
 log = logging.getLogger("kagglebert")
-KAGGLE_WORKING = Path("/kaggle/working")
 
 PROFILE_ENV = "KAGGLEBERT_PROFILE"
 OVERRIDES_ENV = "KAGGLEBERT_OVERRIDES"
@@ -67,25 +66,13 @@ def profile_config(name: str) -> Config:
     return config_mod.load(FULL_PROFILE_CONFIG).replace(run={"name": "full", "progress": True})
 
 
-def where() -> str:
-    """'kaggle' | 'colab' | 'local', from the folders each one has."""
-    if KAGGLE_WORKING.is_dir() or kaggle_input().is_dir():
-        return "kaggle"
-    if os.path.isdir("/content"):  # Colab's working folder; no other place we run has it
-        return "colab"
-    return "local"
+where = platform  # 'kaggle' | 'colab' | 'local' (core/paths.platform), printed by every notebook
 
 
 def output_dirs() -> dict:
-    """Writable places for run folders and submissions: /kaggle/working on Kaggle, the repository
-    root in a clone (so every notebook finds the same runs/ whatever its working directory), else
-    the working directory."""
-    if KAGGLE_WORKING.is_dir():
-        base = KAGGLE_WORKING
-    elif (REPO_ROOT / "pyproject.toml").is_file():
-        base = REPO_ROOT
-    else:
-        base = Path.cwd()
+    """runs/ and submissions/ in the working folder (core/paths.working_dir: KAGGLEBERT_WORKING,
+    /kaggle/working, a clone's root, else the current folder)."""
+    base = working_dir()
     return {"run": {"runs_dir": str(base / "runs")}, "submit": {"dir": str(base / "submissions")}}
 
 
@@ -309,10 +296,12 @@ def final_submission(runs: list[Config], blends: list[dict] = ()) -> FinalChoice
     scores = report.run_scores(metrics)
     best = str(scores.index[0])
     task = get_task(runs[0].run.task)  # blends only join runs of one task
-    path = Path(blend_by_name[best]["submission"]) if best in blend_by_name else submit.main(by_name[best]).path
+    if best in blend_by_name:  # the command blend.main printed for its file: one command per file
+        path, command = Path(blend_by_name[best]["submission"]), blend_by_name[best]["submit_command"]
+    else:
+        submission = submit.main(by_name[best])
+        path, command = submission.path, submission.command
     rows = len(pd.read_csv(path, usecols=[0]))
-    message = f"kagglebert {best}: OOF AUC {scores.loc[best, 'ranked by']:.4f}"
-    command = shlex.join(["kaggle", "competitions", "submit", "-c", task.competition_slug, "-f", str(path), "-m", message])
     kinds = {name: by_name[name].model.kind for name in metrics if name in by_name}
     flags = report.health_flags({n: (metrics[n], by_name[n]) for n, k in kinds.items() if k == "transformer"},
                                 {n: metrics[n] for n, k in kinds.items() if k != "transformer"})

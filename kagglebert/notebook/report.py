@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..core.config import Config
 from ..core.errors import RunError
-from ..core.paths import resolve_model
+from ..core.paths import platform, resolve_model
 from ..core.atomic import read_json
 from ..core.data import read_predictions
 from ..core.runs import open_run, reader
@@ -185,15 +185,21 @@ def validate_submission(cfg: Config, path) -> pd.DataFrame:
     return pd.DataFrame({"passed": checks})
 
 
+POSITIVES_ROW = "positives (comments labelled)"
+
+
 def blend_table(blend_metrics: dict) -> pd.DataFrame:
     """blend.main's result as one table: each member's and the blend's OOF AUC, overall and per
-    label, with each member's weight (mean over labels)."""
+    label, with each member's weight (mean over labels), and a last row with the positives each
+    label's AUC rests on (plots.blend_per_label marks the labels with few)."""
     rows = {}
     for name, score in blend_metrics["member_oof_auc"].items():
         rows[name] = {"weight": blend_metrics["weights"][name], "OOF AUC": score, **blend_metrics["member_per_label_auc"][name]}
     rows[f"blend ({blend_metrics['method']})"] = {"weight": None, "OOF AUC": blend_metrics["oof_auc"], **blend_metrics["per_label_auc"]}
     if blend_metrics.get("oof_auc_nested") is not None:  # fitted weights: the score they earn on unseen folds
         rows["blend, weights from the other folds"] = {"weight": None, "OOF AUC": blend_metrics["oof_auc_nested"]}
+    if blend_metrics.get("label_positives"):  # blends made before it was recorded have none
+        rows[POSITIVES_ROW] = {"weight": None, "OOF AUC": None, **blend_metrics["label_positives"]}
     return pd.DataFrame.from_dict(rows, orient="index").round(4)
 
 
@@ -222,8 +228,10 @@ def submission_warnings(task_name: str, rows: int, path) -> list[str]:
     if not short_of_competition(rows, task):
         return []
     expected = task.test_rows
+    fix = ("attach the competition and use the full profile" if platform() == "kaggle"
+           else "use the full profile with the competition's files (data.dir)")
     return [f"{path} has {rows:,} rows; the competition's test set has {expected:,}. This is a sample run "
-            "(the bundled sample or data.max_rows): Kaggle will reject it. Attach the competition and use the full profile"]
+            f"(the bundled sample or data.max_rows): Kaggle will reject it; {fix}"]
 
 
 def health_flags(transformers: dict[str, tuple[dict, Config]], baselines: dict[str, dict]) -> list[str]:

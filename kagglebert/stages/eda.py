@@ -33,6 +33,23 @@ class EDAResult:
     examples: pd.DataFrame  # label, id, text
 
 
+ENRICHED = 1.5  # a label this many times more common than in the competition: the data is not its natural balance
+
+
+def prevalence_note(prevalence: pd.DataFrame) -> str:
+    """How the data's label shares compare with the competition's full train.csv, measured on the
+    label the competition has most of: 'toxic-enriched', 'toxic-depleted' or 'like the competition'."""
+    known = prevalence.dropna(subset=["competition_share"])
+    if known.empty:
+        return "the competition's label shares are not known for this task"
+    row = known.loc[known["competition_share"].idxmax()]
+    ours, theirs = 100 * row["share"], 100 * row["competition_share"]
+    ratio = row["share"] / row["competition_share"]
+    verdict = (f"{row['label']}-enriched, not the competition's balance" if ratio >= ENRICHED
+               else f"{row['label']}-depleted, not the competition's balance" if ratio <= 1 / ENRICHED else "like the competition")
+    return f"{row['label']} {ours:.1f}% of these train rows vs {theirs:.1f}% in the competition: {verdict}"
+
+
 def analyse(run: Run) -> EDAResult:
     cfg, task = run.cfg, run.task
     data = run.load_data()
@@ -41,6 +58,7 @@ def analyse(run: Run) -> EDAResult:
         "label": task.label_columns,
         "positives": labels.sum(0).astype(int),
         "share": labels.mean(0),
+        "competition_share": [task.competition_prevalence.get(label, np.nan) for label in task.label_columns],
     })
     positive = labels >= 0.5
     counts = positive.T.astype(np.int64) @ positive.astype(np.int64)
@@ -71,6 +89,7 @@ def analyse(run: Run) -> EDAResult:
         "test_rows": len(data.test),
         "test_subsampled": data.test_subsampled,  # data.max_rows cut test.csv: predictions cover these rows only
         "any_label_share": float(positive.any(1).mean()),
+        "label_share_vs_competition": prevalence_note(prevalence),
         "empty_train_texts": int((data.train[task.text_column].str.strip() == "").sum()),
         "empty_test_texts": int((data.test[task.text_column].str.strip() == "").sum()),
         "duplicate_train_texts": int(data.train[task.text_column].duplicated().sum()),
