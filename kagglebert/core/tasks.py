@@ -5,12 +5,15 @@ AUC) is a new `TaskSpec`, not a new loop."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from . import leaderboard as lb
 from .errors import ConfigError
 
 
@@ -57,10 +60,22 @@ class TaskSpec:
     # rows of the competition's test set: a submission of another length is a sample run's, which
     # Kaggle rejects (None: unknown)
     test_rows: int | None = None
+    # (data folder, a submission in sample_submission's format) -> test scores from the released
+    # labels, or None when their files are absent; the returned dict's schema: core/leaderboard.py
+    leaderboard: Callable[[Path, pd.DataFrame], dict | None] | None = None
 
     def stratify_targets(self, labels: np.ndarray) -> np.ndarray:
         """Binary matrix the folds are stratified on."""
         return (labels >= 0.5).astype(np.int64)
+
+
+def toxic_2018_leaderboard(data_dir: Path, submission: pd.DataFrame) -> dict | None:
+    """`test_labels.csv` (released after the competition: 0/1 per label, -1 on rows that were not
+    scored) → the mean column ROC AUC over every scored row, as one split "all"."""
+    return lb.score_all_scored_rows(
+        data_dir, submission, labels_file="test_labels.csv", id_column="id", label_columns=JIGSAW_TOXIC_2018.label_columns,
+        score=mean_column_auc, metric="mean column ROC AUC",
+        why_one_split="the leaderboard's public/private split of these rows is not published, so the whole scored set is one split")
 
 
 JIGSAW_TOXIC_2018 = TaskSpec(
@@ -71,6 +86,7 @@ JIGSAW_TOXIC_2018 = TaskSpec(
     label_columns=["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"],
     binary_labels=True,
     test_rows=153_164,
+    leaderboard=toxic_2018_leaderboard,
 )
 
 TASKS = {JIGSAW_TOXIC_2018.name: JIGSAW_TOXIC_2018}
