@@ -274,8 +274,8 @@ def check_test_labels(data: CompetitionData) -> None:
     matched to the test rows now, not when a finished run is scored after hours of training."""
     task = data.task
     if task.leaderboard is not None:
-        placeholder = data.sample_submission.copy()
-        placeholder[task.label_columns] = 0.5
+        placeholder = data.sample_submission.copy()  # the submission format, every prediction 0.5
+        placeholder[[c for c in placeholder.columns if c != task.id_column]] = 0.5
         task.leaderboard(data.dir, placeholder)
 
 
