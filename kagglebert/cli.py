@@ -12,6 +12,7 @@ import sys
 from .core import config as config_mod
 from .core import runs
 from .core.errors import Interrupted, KagglebertError
+from .core.leaderboard import describe
 from .analysis import ablate, blend
 from .stages import eda, lm, pipeline, predict, submit, train
 from .deploy import export
@@ -34,6 +35,8 @@ def run_all(cfg) -> dict:
 
 def print_submission(submission) -> None:
     print(f"submission: {submission.path}" + (" (sample run: not the full test set; Kaggle would reject it)" if submission.sample_run else ""))
+    if submission.leaderboard is not None:  # the released test labels are in the data folder
+        print(f"{describe(submission.leaderboard)}; {submission.leaderboard['note']}")
     print(f"submit with: {submission.command}")
 
 

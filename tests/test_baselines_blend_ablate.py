@@ -217,6 +217,7 @@ def test_ablate_pairs_fit_and_itpt_on_identical_folds(tmp_path, sample_dir, tiny
         assert {"oof_auc", "oof_auc_per_seed", "fold_auc", "per_label_auc", "perplexity_before", "perplexity_after"} <= set(variant)
         assert len(variant["fold_auc"]) == 2 and len(variant["oof_auc_per_seed"]) == 1
     assert fit["perplexity_before"] is None
+    assert summary["test"] is None and "test" not in fit  # no test_labels.csv in the data folder: no test score
     # one epoch of masked-LM training lowers held-out perplexity (measured 30,689 → 27,664)
     assert itpt["perplexity_after"] < 0.95 * itpt["perplexity_before"], itpt
     diffs = np.array(itpt["fold_auc"]) - np.array(fit["fold_auc"])

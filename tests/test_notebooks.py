@@ -126,11 +126,17 @@ def notebook_data(sample_dir, tmp_path_factory) -> Path:
     every fold predicts the whole test set, and the notebooks train four fold models."""
     import pandas as pd
 
+    from kagglebert.core.paths import BUNDLED_SAMPLE
+
     folder = tmp_path_factory.mktemp("notebook-data")
     (folder / "train.csv").write_bytes((sample_dir / "train.csv").read_bytes())
     for name in ("test.csv", "sample_submission.csv"):
         frame = pd.read_csv(sample_dir / name, dtype=str, keep_default_na=False, na_filter=False)
         frame.head(TEST_ROWS).to_csv(folder / name, index=False)
+    # the released labels of those rows, every 5th marked -1 (unscored): notebook 4 scores on them
+    labels = pd.read_csv(BUNDLED_SAMPLE / "test_labels.csv", dtype=str, keep_default_na=False, na_filter=False).head(TEST_ROWS)
+    labels.loc[labels.index % 5 == 0, labels.columns[1:]] = "-1"
+    labels.to_csv(folder / "test_labels.csv", index=False)
     return folder
 
 
@@ -244,6 +250,21 @@ def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
         assert blended["members"] == ["quick-itpt", "quick-tfidf", "quick-features"]
         assert (notebook_env / "submissions" / "quick-blend.csv").is_file()
         assert "weights from the other folds" in outputs_text_of(notebook, "report.blend_table")
+        # the leaderboard table: the submission file's test score, scored here independently
+        import numpy as np
+        import pandas as pd
+        from sklearn.metrics import roc_auc_score
+
+        sub = pd.read_csv(written, dtype={"id": str})
+        labels_file = Path(read_run(runs, "quick-itpt").cfg.data.dir) / "test_labels.csv"
+        truth = pd.read_csv(labels_file, dtype={"id": str}).set_index("id").loc[sub["id"]]
+        labels = list(sub.columns[1:])
+        scored = (truth[labels] != -1).all(axis=1).to_numpy()
+        expected = np.mean([roc_auc_score(truth[c].to_numpy()[scored], sub[c].to_numpy()[scored]) for c in labels])
+        board = outputs_text_of(notebook, "report.leaderboard_table")
+        assert f"{expected:.4f}" in board and f"all ({scored.sum()} rows)" in board
+        assert all(name in board for name in ("quick-itpt", "quick-tfidf", "quick-features", "quick-blend"))
+        assert "public/private split of these rows is not published" in text
 
 
 def outputs_text_of(notebook, call: str) -> str:

@@ -3,6 +3,9 @@ before classifier fine-tuning (FiT) help? Every variant (`lm.epochs` = 0, i.e. F
 ITPT-FiT) is trained with the same folds, the same seeds and the same classifier settings, each as
 its own run `<name>-lm{E}-s{seed}` (finished runs and LM stages are reused). The comparison is
 paired: for every seed and fold, ITPT's fold AUC minus FiT's on the very same validation rows.
+When the competition's released test labels are in the data folder (`TaskSpec.leaderboard`), each
+variant's submission is also scored on them: its test score per split beside OOF, and ITPT's paired
+test difference per seed.
 
 Writes `runs/<name>/ablation.json`, `ablation.md` (also printed) and `ablation.png`.
 
@@ -22,6 +25,7 @@ from ..core.data import read_predictions
 from ..core.errors import ConfigError, RunError
 from ..core.runs import Run, read_run, reader
 from ..stages import pipeline
+from ..stages.submit import run_leaderboard
 
 log = logging.getLogger("kagglebert")
 
@@ -119,11 +123,14 @@ def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> d
                 reference_folds, reference_run = folds, run
             elif not folds.equals(reference_folds):
                 raise RunError(f"{run.folds_path}: differs from {reference_run.folds_path}; the variants must share folds (same data.* settings)")
-            results[e].append({"seed": seed, "run": run.dir.name, **metrics})
+            results[e].append({"seed": seed, "run": run.dir.name, **metrics, "leaderboard": run_leaderboard(run)})
 
+    first_board = results[0][0]["leaderboard"]
     summary: dict = {
         "metric": results[0][0]["metric"], "seeds": seeds, "lm_epochs": epochs, "n_folds": cfg.data.n_folds,
         "train_rows": results[0][0].get("train_rows"), "model": cfg.model.name, "variants": {},
+        # what the test scores are (files, splits, note); None: no released labels in the data folder
+        "test": None if first_board is None else {k: first_board[k] for k in ("metric", "files", "note")},
     }
     for e in epochs:
         runs = results[e]
@@ -146,6 +153,14 @@ def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> d
             diffs = np.array(entry["fold_auc"]) - np.array(summary["variants"][variant_key(0)]["fold_auc"])
             entry["paired_diffs"] = diffs.tolist()
             entry.update(paired_summary(diffs, cfg.data.n_folds))
+        if summary["test"] is not None:
+            entry["test"] = test_scores([r["leaderboard"] for r in runs])
+            if e > 0:
+                fit_test = summary["variants"][variant_key(0)]["test"]
+                for split, scores in entry["test"].items():
+                    pairs = [(a, b) for a, b in zip(scores["per_seed"], fit_test[split]["per_seed"]) if a is not None and b is not None]
+                    scores["diff_vs_fit_per_seed"] = [a - b for a, b in pairs]
+                    scores["diff_vs_fit"] = float(np.mean([a - b for a, b in pairs])) if pairs else None
         summary["variants"][variant_key(e)] = entry
 
     write_json(out.path(ABLATION_JSON), summary)
@@ -157,25 +172,53 @@ def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> d
     return summary
 
 
+def test_scores(boards: list[dict]) -> dict:
+    """Per leaderboard split: the test score of every seed's submission and their mean (None when
+    a seed's split has no scored row)."""
+    out = {}
+    for split in boards[0]["splits"]:
+        per_seed = [b["splits"][split]["score"] for b in boards]
+        out[split] = {
+            "score": None if any(v is None for v in per_seed) else float(np.mean(per_seed)),
+            "per_seed": per_seed,
+            "rows": boards[0]["splits"][split]["rows"],
+        }
+        if "per_label" in boards[0]["splits"][split]:
+            out[split]["per_label"] = mean_per_label([b["splits"][split]["per_label"] for b in boards])
+    return out
+
+
+def fmt_score(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
 def fmt_interval(interval) -> str:
     return "–" if interval is None else f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
 
 
 def markdown_table(summary: dict) -> str:
     seeds, n_folds = summary["seeds"], summary["n_folds"]
+    test = summary.get("test")
+    splits = [] if test is None else list(next(iter(summary["variants"].values()))["test"])
     lines = [
         f"OOF {summary['metric']}, {len(seeds)} seed(s) × {n_folds} folds, {summary['train_rows']} training rows, model {summary['model']}",
         "",
-        "| variant | LM epochs | OOF AUC (mean over seeds) | per seed | perplexity before → after | Δ vs FiT (paired) | 95% CI (t) | 95% CI (corrected) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | LM epochs | OOF AUC (mean over seeds) | per seed | perplexity before → after | Δ vs FiT (paired) | 95% CI (t) | 95% CI (corrected) |"
+        + "".join(f" test AUC, {split} | Δ test vs FiT |" for split in splits),
+        "|---|---|---|---|---|---|---|---|" + "---|---|" * len(splits),
     ]
     for key, v in summary["variants"].items():
         name = "FiT" if v["lm_epochs"] == 0 else "ITPT-FiT"
         per_seed = ", ".join(f"{s:.4f}" for s in v["oof_auc_per_seed"])
         ppl = "–" if v["perplexity_before"] is None else f"{v['perplexity_before']:.1f} → {v['perplexity_after']:.1f}"
         diff = "–" if v["lm_epochs"] == 0 else f"{v['paired_diff_mean']:+.4f}"
+        cells = "".join(f" {fmt_score(v['test'][split]['score'])} ({v['test'][split]['rows']} rows) | "
+                        f"{'–' if v['lm_epochs'] == 0 or v['test'][split]['diff_vs_fit'] is None else format(v['test'][split]['diff_vs_fit'], '+.4f')} |"
+                        for split in splits)
         lines.append(f"| {name} ({key}) | {v['lm_epochs']} | {v['oof_auc']:.4f} | {per_seed} | {ppl} | {diff} | "
-                     f"{fmt_interval(v.get('paired_diff_ci95'))} | {fmt_interval(v.get('paired_diff_ci95_corrected'))} |")
+                     f"{fmt_interval(v.get('paired_diff_ci95'))} | {fmt_interval(v.get('paired_diff_ci95_corrected'))} |" + cells)
+    if test is not None:
+        lines += ["", f"Test: {test['metric']} on the released labels ({', '.join(test['files'])}); {test['note']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -207,7 +250,8 @@ def plot(summary: dict, path: Path) -> None:
     width = 0.8 / len(variants)
     for i, (key, v) in enumerate(variants.items()):
         values = [np.nan if v["per_label_auc"][label] is None else v["per_label_auc"][label] for label in labels]
-        right.bar(np.arange(len(labels)) + i * width - 0.4 + width / 2, values, width, label=f"{key} (OOF {v['oof_auc']:.4f})")
+        tested = "".join(f", test {split} {fmt_score(t['score'])}" for split, t in (v.get("test") or {}).items())
+        right.bar(np.arange(len(labels)) + i * width - 0.4 + width / 2, values, width, label=f"{key} (OOF {v['oof_auc']:.4f}{tested})")
     right.set_xticks(range(len(labels)), labels, rotation=30)
     right.set_ylabel("OOF ROC AUC (mean over seeds)")
     finite = [v for var in variants.values() for v in var["per_label_auc"].values() if v is not None]

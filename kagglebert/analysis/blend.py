@@ -25,6 +25,7 @@ import pandas as pd
 from ..core.atomic import read_json, write_atomic, write_csv, write_json
 from ..core.data import read_predictions
 from ..core.errors import ConfigError, RunError
+from ..core.leaderboard import describe
 from ..core.paths import run_dir
 from ..core.runs import Run, read_run
 from ..core.tasks import TaskSpec
@@ -272,7 +273,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     honest_label = f"OOF AUC {scored['score']:.4f}" if nested is None else f"nested OOF AUC {nested:.4f}"
     submission = submit_predictions(out.test_pred_path, task, first.cfg.data.dir, Path(submissions_dir) / f"{name}.csv",
                                     f"kagglebert blend {name} ({method}: {' '.join(runs)}): {honest_label}",
-                                    sample=data.sample_submission, sample_run=data.sample_run)
+                                    sample=data.sample_submission, sample_run=data.sample_run, data_folder=data.dir)
     metrics["submission"] = str(submission.path)
     metrics["submit_command"] = submission.command
 
@@ -280,4 +281,6 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
                 + [(f"blend {name} ({method})", scored["score"], None)]
                 + ([] if nested is None else [("  weights chosen on the other folds", nested, None)]), task.metric_name)
     print(f"submission: {submission.path}\nsubmit with: {submission.command}")
+    if submission.leaderboard is not None:
+        print(f"{describe(submission.leaderboard)}; {submission.leaderboard['note']}")
     return metrics

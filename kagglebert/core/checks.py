@@ -263,9 +263,20 @@ def check_data(cfg: Config, task: TaskSpec) -> CompetitionData:
         data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition)
         check_rows_per_fold(data, cfg.data.n_folds)
         warn_rare_labels(data, cfg.data.n_folds)
+        check_test_labels(data)
         _data.clear()  # one data set per process is what stages share; do not hold several in memory
         _data[key] = data
     return _data[key]
+
+
+def check_test_labels(data: CompetitionData) -> None:
+    """The released test labels, when the data folder holds them (TaskSpec.leaderboard), read and
+    matched to the test rows now, not when a finished run is scored after hours of training."""
+    task = data.task
+    if task.leaderboard is not None:
+        placeholder = data.sample_submission.copy()  # the submission format, every prediction 0.5
+        placeholder[[c for c in placeholder.columns if c != task.id_column]] = 0.5
+        task.leaderboard(data.dir, placeholder)
 
 
 def check_rows_per_fold(data: CompetitionData, n_folds: int) -> None:

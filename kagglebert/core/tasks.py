@@ -5,12 +5,15 @@ AUC) is a new `TaskSpec`, not a new loop."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from . import leaderboard as lb
 from .errors import ConfigError
 
 
@@ -60,10 +63,22 @@ class TaskSpec:
     # label → share of the competition's full train.csv carrying it (its published counts): a
     # sample's own shares are compared with these (EDA), never replaced by them ({}: unknown)
     competition_prevalence: dict[str, float] = field(default_factory=dict)
+    # (data folder, a submission in sample_submission's format) -> test scores from the released
+    # labels, or None when their files are absent; the returned dict's schema: core/leaderboard.py
+    leaderboard: Callable[[Path, pd.DataFrame], dict | None] | None = None
 
     def stratify_targets(self, labels: np.ndarray) -> np.ndarray:
         """Binary matrix the folds are stratified on."""
         return (labels >= 0.5).astype(np.int64)
+
+
+def toxic_2018_leaderboard(data_dir: Path, submission: pd.DataFrame) -> dict | None:
+    """`test_labels.csv` (released after the competition: 0/1 per label, -1 on rows that were not
+    scored) → the mean column ROC AUC over every scored row, as one split "all"."""
+    return lb.score_all_scored_rows(
+        data_dir, submission, labels_file="test_labels.csv", id_column="id", label_columns=JIGSAW_TOXIC_2018.label_columns,
+        score=mean_column_auc, metric="mean column ROC AUC",
+        why_one_split="the leaderboard's public/private split of these rows is not published, so the whole scored set is one split")
 
 
 JIGSAW_TOXIC_2018 = TaskSpec(
@@ -77,6 +92,7 @@ JIGSAW_TOXIC_2018 = TaskSpec(
     # positives among the 159,571 rows of the competition's train.csv
     competition_prevalence={label: n / 159_571 for label, n in (("toxic", 15_294), ("severe_toxic", 1_595), ("obscene", 8_449),
                                                                  ("threat", 478), ("insult", 7_877), ("identity_hate", 1_405))},
+    leaderboard=toxic_2018_leaderboard,
 )
 
 TASKS = {JIGSAW_TOXIC_2018.name: JIGSAW_TOXIC_2018}

@@ -3,6 +3,7 @@ what a stage wrote under `runs/<name>/` (or the submission file) and shapes it f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from ..core.atomic import read_json
 from ..core.data import read_predictions
 from ..core.runs import open_run, reader
 from ..core.tasks import get_task
-from ..stages.submit import short_of_competition
+from ..stages.submit import leaderboard_scores, run_leaderboard, short_of_competition
 from ..stages.train import CHANCE_AUC, likely_fixes, near_chance
 
 
@@ -249,6 +250,32 @@ def health_flags(transformers: dict[str, tuple[dict, Config]], baselines: dict[s
             flags.append(f"{name}: OOF AUC {score:.4f} is below the {best_baseline[0]} baseline "
                          f"({best_baseline[1]['oof_auc']:.4f}) on the same folds: {why}; {likely_fixes(cfg)}")
     return flags
+
+
+def leaderboard_table(runs: list[Config], blends: list[dict] = ()) -> tuple[pd.DataFrame, str] | None:
+    """Every finished candidate's test score on the competition's released labels (when the data
+    folder holds them: TaskSpec.leaderboard) beside its honest OOF score, best test score first, and
+    the note saying what was scored; None when there are no labels. Runs are scored on their test
+    predictions in submission form, blends on their written submission file."""
+    finished = [c for c in runs if reader(c).metrics_path.is_file()]
+    if not finished:
+        return None
+    rows = []
+    for c in finished:
+        board = run_leaderboard(reader(c))
+        if board is None:
+            return None
+        rows.append((c.run.name, honest_score(read_json(reader(c).metrics_path)), board))
+    data = reader(finished[0]).load_data()
+    for b in blends:
+        frame = read_predictions(Path(b["submission"]), data.task.id_column)
+        rows.append((Path(b["submission"]).stem, honest_score(b), leaderboard_scores(frame, data.task, data.dir)))
+    table = pd.DataFrame([
+        {"run": name, "honest OOF AUC": oof,
+         **{f"test AUC, {split} ({s['rows']} rows)": s["score"] for split, s in board["splits"].items()}}
+        for name, oof, board in rows]).set_index("run")
+    note = f"{rows[0][2]['metric']} on {', '.join(rows[0][2]['files'])}: {rows[0][2]['note']}"
+    return table.sort_values(table.columns[1], ascending=False).round(4), note
 
 
 # --- error analysis ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ..core.data import CompetitionData, read_predictions
 from ..core.errors import RunError
 from ..core.paths import resolve_model
 from ..core.runs import Run
+from .submit import build_submission, leaderboard_scores
 
 log = logging.getLogger("kagglebert")
 
@@ -66,6 +67,10 @@ def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
         "model_kind": cfg.model.kind,
         "train_rows": len(data.train),
     }
+    # the test predictions scored as their submission file will be, when the released labels are there
+    leaderboard = leaderboard_scores(build_submission(test_pred, run.test_pred_path, data.sample_submission, task), task, data.dir)
+    if leaderboard is not None:
+        metrics["leaderboard"] = leaderboard
     if cfg.lm.epochs > 0 and run.lm_complete():
         lm_metrics = read_json(run.lm_metrics_path)
         metrics.update({k: lm_metrics[k] for k in ("perplexity_before", "perplexity_after", "lm_tokens_per_s")})

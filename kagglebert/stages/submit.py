@@ -9,6 +9,7 @@ Kaggle would reject its file, and the log line and the printed command's message
 """
 from __future__ import annotations
 
+import io
 import logging
 import shlex
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from ..core import atomic
 from ..core.config import Config
 from ..core.data import find_file, read_csv, read_predictions
 from ..core.errors import DataError, RunError
+from ..core.leaderboard import describe
 from ..core.paths import find_data_dir
-from ..core.runs import open_run
+from ..core.runs import Run, open_run
 from ..core.tasks import TaskSpec
 
 log = logging.getLogger("kagglebert")
@@ -35,6 +37,7 @@ class Submission:
     reused: bool
     command: str  # the kaggle CLI line that submits it, every argument shell-quoted
     sample_run: bool = False  # predictions for a subsample / the bundled sample: not a competition submission
+    leaderboard: dict | None = None  # the file's test scores when the released labels are in the data folder
 
 
 def build_submission(pred: pd.DataFrame, pred_path: Path, sample: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
@@ -65,10 +68,37 @@ def build_submission(pred: pd.DataFrame, pred_path: Path, sample: pd.DataFrame, 
     return out
 
 
+def submission_text(frame: pd.DataFrame) -> str:
+    """The submission file's content: probabilities to 6 significant digits."""
+    return frame.to_csv(index=False, float_format="%.6g")
+
+
+def as_written(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """`frame` as its submission file reads back (rounded as written): what Kaggle scores."""
+    return pd.read_csv(io.StringIO(submission_text(frame)), dtype={id_column: str}, keep_default_na=False, na_filter=False)
+
+
+def leaderboard_scores(frame: pd.DataFrame, task: TaskSpec, data_folder: Path) -> dict | None:
+    """The task's leaderboard scores of submission `frame` as written, from the released test
+    labels in `data_folder`; None when the task has no such scoring or the files are absent."""
+    if task.leaderboard is None:
+        return None
+    return task.leaderboard(Path(data_folder), as_written(frame, task.id_column))
+
+
+def run_leaderboard(run: Run) -> dict | None:
+    """A finished run's test predictions, in submission form, scored like `submit` scores them."""
+    if run.task.leaderboard is None:
+        return None
+    data = run.load_data()
+    frame = build_submission(read_predictions(run.test_pred_path, run.task.id_column), run.test_pred_path, data.sample_submission, run.task)
+    return leaderboard_scores(frame, run.task, data.dir)
+
+
 def write_new(frame: pd.DataFrame, path: Path) -> bool:
     """Write `frame` to `path` atomically. An existing identical file is reused (returns True); a
     different one is never overwritten."""
-    text = frame.to_csv(index=False, float_format="%.6g")
+    text = submission_text(frame)
     if path.exists() and path.read_bytes() != text.encode("utf-8"):
         raise RunError(f"{path}: exists with other predictions; choose another name (--set submit.name=...) or delete it")
     return atomic.write_new(path, text)
@@ -90,17 +120,19 @@ def short_of_competition(rows: int, task: TaskSpec) -> bool:
 
 
 def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path: Path, message: str,
-                       sample: pd.DataFrame | None = None, sample_run: bool = False) -> Submission:
-    """`pred_path`'s predictions checked against sample_submission and written to `out_path`.
+                       sample: pd.DataFrame | None = None, sample_run: bool = False, data_folder: Path | None = None) -> Submission:
+    """`pred_path`'s predictions checked against sample_submission and written to `out_path`,
+    scored on the released test labels when the data folder holds them (checked before writing).
     `sample`: sample_submission as the run saw it (restricted to the subsampled test ids with
-    data.max_rows); by default read from the data folder."""
+    data.max_rows); by default read from the data folder (`data_folder`, else found from `data_dir`)."""
     if not pred_path.is_file():
         raise RunError(f"{pred_path}: not found; run `python -m kagglebert train` (or `run`) first")
+    folder = data_folder if data_folder is not None else find_data_dir(data_dir, task.competition_slug)
     if sample is None:
-        folder = find_data_dir(data_dir, task.competition_slug)
         sample = read_csv(find_file(folder, task.sample_submission_file))
     pred = read_predictions(pred_path, task.id_column)  # ids exactly as written: `NA` is an id
     frame = build_submission(pred, pred_path, sample, task)
+    leaderboard = leaderboard_scores(frame, task, folder)
     sample_run = sample_run or short_of_competition(len(frame), task)
     if sample_run:
         message = f"{message} ({SAMPLE_RUN_NOTE})"
@@ -108,7 +140,9 @@ def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path:
     command = kaggle_command(task.competition_slug, out_path, message)
     log.info("submit: %s %s (%d rows)%s", "reusing" if reused else "wrote", out_path, len(frame),
              f"; {SAMPLE_RUN_NOTE}: Kaggle would reject it" if sample_run else "")
-    return Submission(out_path, frame, reused, command, sample_run)
+    if leaderboard is not None:
+        log.info("submit: %s; %s", describe(leaderboard), leaderboard["note"])
+    return Submission(out_path, frame, reused, command, sample_run, leaderboard)
 
 
 def main(cfg: Config) -> Submission:
@@ -119,4 +153,4 @@ def main(cfg: Config) -> Submission:
     if run.metrics_path.is_file():
         message += f": OOF AUC {atomic.read_json(run.metrics_path)['oof_auc']:.4f}"
     return submit_predictions(run.test_pred_path, run.task, cfg.data.dir, Path(cfg.submit.dir) / f"{name}.csv", message,
-                              sample=data.sample_submission, sample_run=data.sample_run)
+                              sample=data.sample_submission, sample_run=data.sample_run, data_folder=data.dir)
