@@ -28,7 +28,7 @@ from ..core import distributed
 from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.batching import LengthBucketBatchSampler, MaskingCollator, pack_blocks
 from ..core.config import Config
-from ..core.engine import Training, autocast, fit, move, param_groups, start
+from ..core.engine import Batches, Training, autocast, fit, move, param_groups, precision_of, start
 from ..core.errors import Interrupted, RunError
 from ..core.modeling import load_masked_lm, masked_lm_loss
 from ..core.paths import cache_dir, resolve_model
@@ -124,7 +124,8 @@ def main(cfg: Config) -> dict:
         return metrics
     if lm.epochs <= 0:
         raise RunError("lm.epochs = 0: nothing to train (set --set lm.epochs=N)")
-    device, precision = start(seed=cfg.run.seed, device=cfg.run.device, precision=lm.precision)
+    accelerator = start(seed=cfg.run.seed, device=cfg.run.device, precision=lm.precision, section="lm")
+    device, precision = accelerator.device, precision_of(accelerator)
 
     # data: the corpus as packed blocks
     model_path = resolve_model(cfg.model.name)
@@ -167,13 +168,12 @@ def main(cfg: Config) -> dict:
 
     # loss: masked-LM cross-entropy, at the masked positions only
     try:
-        fit(model=model, compute_loss=masked_lm_loss, param_groups=lm_param_groups(model, cfg, fresh_head),
-            batch_sampler=LengthBucketBatchSampler(np.zeros(len(train_blocks)), lm.batch_size, bucket_size=1, seed=cfg.run.seed),
-            collate=MaskingCollator(train_blocks, tokenizer, lm.mlm_probability, lm.whole_word_mask, seed=cfg.run.seed),
-            rows=len(train_blocks), epochs=lm.epochs, device=device, precision=precision,
-            warmup_ratio=lm.warmup_ratio, grad_accum=lm.grad_accum, max_grad_norm=lm.max_grad_norm,
-            log_every=cfg.lm.log_every, section="lm", desc="lm", progress=cfg.run.progress, on_epoch=end_of_epoch,
-            start_epoch=progress["epochs_done"], resume_state=resume_state)
+        batches = Batches(LengthBucketBatchSampler(np.zeros(len(train_blocks)), lm.batch_size, bucket_size=1, seed=cfg.run.seed),
+                          MaskingCollator(train_blocks, tokenizer, lm.mlm_probability, lm.whole_word_mask, seed=cfg.run.seed),
+                          len(train_blocks))
+        fit(model, masked_lm_loss, batches, lm, accelerator=accelerator, groups=lm_param_groups(model, cfg, fresh_head),
+            desc="lm", progress=cfg.run.progress, on_epoch=end_of_epoch,
+            resume=None if resume_state is None else {"epoch": progress["epochs_done"], "state": resume_state})
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted in LM epoch {progress['epochs_done'] + 1}; rerun the same command to resume") from None
     ppl_after = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)

@@ -29,7 +29,7 @@ from ..core.batching import LengthBucketBatchSampler, PadCollator
 from ..core.checkpoint import save_classifier
 from ..core.config import Config
 from ..core.data import CompetitionData
-from ..core.engine import fit, param_groups, start
+from ..core.engine import Batches, fit, param_groups, precision_of, start
 from ..core.errors import Interrupted, RunError
 from ..core.modeling import build_classifier, predict
 from ..core.paths import cache_dir
@@ -48,7 +48,8 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
     weights (with `train.save_models`); returns that epoch's validation and test predictions plus
     the fold's record."""
     cfg, task, tc = run.cfg, run.task, run.cfg.train
-    device, precision = start(seed=cfg.run.seed + fold, device=cfg.run.device, precision=tc.precision)
+    accelerator = start(seed=cfg.run.seed + fold, device=cfg.run.device, precision=tc.precision, section="train")
+    device, precision = accelerator.device, precision_of(accelerator)
     pad_id = tokenizer.pad_token_id
     model = build_classifier(checkpoint, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
 
@@ -75,16 +76,11 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if epoch < tc.epochs else None}
 
     fold_tokens = tokens.subset(train_rows)
-    epochs = fit(
-        model=model, compute_loss=compute_loss,
-        param_groups=param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay),
-        batch_sampler=LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold),
-        collate=PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple),
-        rows=len(train_rows), epochs=tc.epochs, device=device, precision=precision,
-        warmup_ratio=tc.warmup_ratio, schedule=tc.schedule, stlr_ratio=tc.stlr_ratio,
-        grad_accum=tc.grad_accum, max_grad_norm=tc.max_grad_norm, log_every=tc.log_every,
-        section="train", desc=f"fold {fold}", progress=cfg.run.progress, on_epoch=score_epoch,
-    )
+    batches = Batches(LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold),
+                      PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple), len(train_rows))
+    epochs = fit(model, compute_loss, batches, tc, accelerator=accelerator,
+                 groups=param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay),
+                 desc=f"fold {fold}", progress=cfg.run.progress, on_epoch=score_epoch)
     if best["state"] is not None:  # an earlier epoch won: save and predict with its weights
         model.load_state_dict(best["state"])
     if tc.save_models and distributed.is_main():  # before the record: a fold with a record has its model
