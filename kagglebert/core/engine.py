@@ -264,6 +264,10 @@ class Training:
         self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"] and self.accelerator.scaler is not None:  # empty when saved without fp16
             self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.load_rng(state)
+
+    @staticmethod
+    def load_rng(state: dict) -> None:
         torch.set_rng_state(state["torch_rng"])
         if torch.cuda.is_available() and state["cuda_rng"]:
             for index, rng in enumerate(state["cuda_rng"][: torch.cuda.device_count()]):
@@ -417,6 +421,11 @@ def fit(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, dict], 
             collate.generator.set_state(resume["collate_rng"])  # the mask draws of the batches already done
         loader = torch.utils.data.DataLoader(range(batches.rows), batch_sampler=SkipBatches(sampler, skip), collate_fn=collate,
                                              pin_memory=accelerator.device.type == "cuda")
+        if skip:
+            # a DataLoader draws its base seed from the torch generator when its iterator starts: the
+            # checkpoint's generator state (saved after that draw) is restored after it
+            loader = iter(loader)
+            training.load_rng(resume["state"])
         stats = train_epoch(training, loader, grad_accum=cfg.grad_accum, log_every=cfg.log_every,
                             desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", progress=progress, stats=open_stats,
                             checkpoint=None if checkpoints is None else lambda stats, epoch=epoch: checkpoints(training, epoch, stats),
