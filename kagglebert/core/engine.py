@@ -13,7 +13,10 @@ clipping of unscaled gradients. What stays written here, each because accelerate
   this rank's steps);
 - batches are sharded by `distributed.ShardedBatchSampler` and never go through `prepare`:
   accelerate's `BatchSamplerShard` fills the last round by repeating rows, and the length buckets,
-  the skip to a checkpoint's position and the LM masks' generator are ours.
+  the skip to a checkpoint's position and the LM masks' generator are ours;
+- checkpoints inside an epoch (`Checkpoints`, `SkipBatches`): accelerate's `save_state` /
+  `skip_first_batches` expect prepared dataloaders and write their own folder layout; ours hold the
+  stage's bookkeeping too (a fold's best epoch so far) and read back with `weights_only=True`.
 A stage says what data, what model, what loss, and what it writes; this module says how a model is
 trained."""
 from __future__ import annotations
