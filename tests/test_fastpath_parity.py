@@ -180,3 +180,13 @@ def test_fp16_off_a_gpu_is_refused_in_one_line():
     with pytest.raises(RunError) as err:
         make_accelerator("cpu", "fp16", section="lm")
     assert str(err.value) == "lm.precision = fp16 needs a CUDA GPU (this run is on cpu); use bf16 or fp32"
+
+
+def test_fp16_on_a_cpu_run_is_refused_before_anything_is_written(sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    proc = run_cli("train", "--config", "demo", *small_run_args(sample_dir, tiny_model_dir, tmp_path, **{
+        "lm.epochs": 0, "run.device": "cpu", "train.precision": "fp16"}))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == "error: train.precision = fp16 needs a CUDA GPU (this run is on cpu); use bf16 or fp32"
+    assert not (tmp_path / "runs").exists()

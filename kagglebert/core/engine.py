@@ -136,6 +136,16 @@ def seed_everything(seed: int) -> None:
 MIXED_PRECISION = {"fp32": "no", "fp16": "fp16", "bf16": "bf16"}  # ours → accelerate's names
 
 
+def precision_problem(section: str, precision: str, device: torch.device) -> str | None:
+    """Why `<section>.precision` cannot run on `device` (preflight asks too, before anything is written)."""
+    wanted = resolve_precision(precision, device)
+    if wanted not in MIXED_PRECISION:
+        return f"{section}.precision = {precision!r}; choose one of auto, {', '.join(MIXED_PRECISION)}"
+    if wanted == "fp16" and device.type != "cuda":
+        return f"{section}.precision = fp16 needs a CUDA GPU (this run is on {device.type}); use bf16 or fp32"
+    return None
+
+
 def make_accelerator(device: str = "auto", precision: str = "auto", section: str = "train"):
     """An `Accelerator` for one stage (or fold): the device (`run.device`; this process's GPU under
     torchrun / `accelerate launch` / `notebook_launcher`) and the precision (`<section>.precision`).
@@ -147,10 +157,9 @@ def make_accelerator(device: str = "auto", precision: str = "auto", section: str
 
     chosen = resolve_device(device)
     wanted = resolve_precision(precision, chosen)
-    if wanted not in MIXED_PRECISION:
-        raise RunError(f"{section}.precision = {precision!r}; choose one of auto, {', '.join(MIXED_PRECISION)}")
-    if wanted == "fp16" and chosen.type != "cuda":
-        raise RunError(f"{section}.precision = fp16 needs a CUDA GPU (this run is on {chosen.type}); use bf16 or fp32")
+    problem = precision_problem(section, precision, chosen)
+    if problem:
+        raise RunError(problem)
     AcceleratorState._reset_state(reset_partial_state=not distributed.is_distributed())
     if chosen.type == "cuda" and chosen.index is not None and not distributed.is_distributed():
         torch.cuda.set_device(chosen)  # run.device = cuda:1
