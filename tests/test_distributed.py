@@ -1,5 +1,6 @@
-"""Two CPU processes (gloo) through `kagglebert.core.distributed` end in the same weights as one process
-stepping on the same global batches; the sharded sampler gives every rank the same number of batches."""
+"""Two CPU processes (gloo; accelerate's DDP through `engine.Training`) end in the same weights as one
+process stepping on the same global batches, with accumulation too; the sharded sampler gives every
+rank the same number of batches."""
 from __future__ import annotations
 
 import copy
@@ -7,12 +8,13 @@ import os
 import socket
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
 from kagglebert.core import distributed
 from kagglebert.core.batching import LengthBucketBatchSampler, PadCollator
-from kagglebert.core.engine import make_scaler, make_scheduler, train_epoch
+from kagglebert.core.engine import Training, make_accelerator, train_epoch
 from kagglebert.core.modeling import Classifier, predict
 from kagglebert.core.tasks import bce_loss
 from kagglebert.core.tokenization import load_tokenizer, tokenize
@@ -33,13 +35,19 @@ def test_sharded_sampler_splits_batches_evenly():
     assert len(distributed.ShardedBatchSampler(odd, 0, WORLD)) == 2
 
 
-def test_helpers_are_no_ops_in_one_process():
-    assert not distributed.init_from_env() or os.environ.get("WORLD_SIZE", "1") != "1"
+def test_helpers_are_no_ops_in_one_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.init_from_env() is False
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed.init_from_env() is False
     assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
     sampler = LengthBucketBatchSampler(np.arange(8), 4)
     assert distributed.shard(sampler) is sampler
     model = torch.nn.Linear(2, 1)
-    assert distributed.wrap(model, bce_loss, torch.device("cpu"))[0] is model
+    training = training_for(model, lambda m, b: m(b).sum(), steps=1)
+    assert training.module.model is model  # one process: no DDP around the model and its loss
+    predictions = np.arange(6, dtype=np.float32).reshape(3, 2)
+    np.testing.assert_array_equal(distributed.gather_rows(predictions[[2, 0]], np.array([2, 0]), 3)[[0, 2]], predictions[[0, 2]])
 
 
 def build(model_dir: str, tokens, labels, pad_id: int):
@@ -62,26 +70,24 @@ def compute_loss(model, batch):
     return bce_loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
 
 
-def optimizer_parts(model, loader, device=torch.device("cpu")):
-    """AdamW with a constant learning rate over the loader's steps, and a pass-through scaler."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = make_scheduler(optimizer, total_steps=len(loader), warmup_ratio=0.0, kind="constant")
-    return optimizer, scheduler, make_scaler(device, "fp32")
+def training_for(model, compute_loss, steps: int) -> Training:
+    """The engine's training step on the CPU in fp32: AdamW at a constant learning rate."""
+    groups = [{"params": list(model.parameters()), "lr": 1e-3, "weight_decay": 0.01}]
+    return Training(make_accelerator("cpu", "fp32"), model, compute_loss, groups, total_steps=steps, warmup_ratio=0.0, schedule="constant")
 
 
-def worker(rank: int, port: int, model_dir: str, out: str) -> None:
+def worker(rank: int, port: int, model_dir: str, out: str, grad_accum: int = 1) -> None:
     os.environ.update(WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     assert distributed.init_from_env()
     try:
         tokens, labels, pad_id = data(model_dir)
         model, collate = build(model_dir, tokens, labels, pad_id)
-        sampler = LengthBucketBatchSampler(tokens.lengths, PER_RANK_BATCH, bucket_size=2, seed=0)
+        sampler = LengthBucketBatchSampler(tokens.lengths, PER_RANK_BATCH // grad_accum, bucket_size=2, seed=0)
         loader = torch.utils.data.DataLoader(range(len(TEXTS)), batch_sampler=distributed.shard(sampler), collate_fn=collate)
-        module, loss_fn = distributed.wrap(model, compute_loss, torch.device("cpu"))
-        optimizer, scheduler, scaler = optimizer_parts(model, loader)
-        stats = train_epoch(model=module, loader=loader, compute_loss=loss_fn, optimizer=optimizer, scheduler=scheduler,
-                            scaler=scaler, device=torch.device("cpu"), precision="fp32", progress=False, log_every=1)
+        training = training_for(model, compute_loss, steps=len(loader))
+        assert type(training.module).__name__ == "DistributedDataParallel"  # accelerate wrapped it
+        stats = train_epoch(training, loader, grad_accum=grad_accum, progress=False, log_every=grad_accum)
         predictions = predict(model, tokens, pad_id, 3, torch.device("cpu"), "fp32")  # sharded across the ranks, gathered
         if distributed.is_main():
             torch.save({"state": model.state_dict(), "loss_curve": stats.loss_curve, "predictions": predictions}, out)
@@ -96,21 +102,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_match_one_process_on_the_global_batch(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_two_gloo_processes_match_one_process_on_the_global_batch(tiny_model_dir, tmp_path, grad_accum):
+    """2 ranks × `grad_accum` micro-batches of 4 / grad_accum rows = one process on batches of 8."""
     out = tmp_path / "rank0.pt"
-    mp.spawn(worker, args=(free_port(), str(tiny_model_dir), str(out)), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(free_port(), str(tiny_model_dir), str(out), grad_accum), nprocs=WORLD, join=True)
     result = torch.load(out, weights_only=False)
 
-    # one process, the same seeds: global batch k = rank 0's k-th batch + rank 1's k-th batch
+    # one process, the same seeds: global batch k = the k-th run of WORLD × grad_accum sampler batches
+    # (rank r's micro-batches of step k are sampler batches r, r + WORLD, … of that run)
     tokens, labels, pad_id = data(str(tiny_model_dir))
     model, collate = build(str(tiny_model_dir), tokens, labels, pad_id)
     start = copy.deepcopy(model.state_dict())
-    batches = list(LengthBucketBatchSampler(tokens.lengths, PER_RANK_BATCH, bucket_size=2, seed=0))
-    global_batches = [batches[i] + batches[i + 1] for i in range(0, len(batches) - 1, WORLD)]
+    batches = list(LengthBucketBatchSampler(tokens.lengths, PER_RANK_BATCH // grad_accum, bucket_size=2, seed=0))
+    per_step = WORLD * grad_accum
+    global_batches = [sum(batches[i:i + per_step], []) for i in range(0, len(batches) - per_step + 1, per_step)]
     loader = torch.utils.data.DataLoader(range(len(TEXTS)), batch_sampler=global_batches, collate_fn=collate)
-    optimizer, scheduler, scaler = optimizer_parts(model, loader)
-    stats = train_epoch(model=model, loader=loader, compute_loss=compute_loss, optimizer=optimizer, scheduler=scheduler,
-                        scaler=scaler, device=torch.device("cpu"), precision="fp32", progress=False, log_every=1)
+    stats = train_epoch(training_for(model, compute_loss, steps=len(loader)), loader, progress=False, log_every=1)
 
     assert len(global_batches) == 2 and len(result["loss_curve"]) == 2
     # the logged loss is the mean over both ranks' halves, and the update is the global batch's

@@ -145,6 +145,30 @@ def test_device_report_projects_every_stage_and_warns_on_cpu(tiny_model_dir, sam
     assert not subsample.warnings
 
 
+def test_the_device_cell_times_the_training_step_that_trains(tiny_model_dir, sample_dir, tmp_path, monkeypatch):
+    """measure() calls engine.Training.step — the step fit runs, fused AdamW and all — for both the
+    classifier and the LM, not a copy of its own."""
+    from kagglebert.core import engine
+    from kagglebert.notebook import environment, profiles
+
+    monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
+    monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)
+    cfg = profiles.load("quick", [f"data.dir={sample_dir}", f"model.name={tiny_model_dir}", f"run.runs_dir={tmp_path}",
+                                  "data.max_rows=0", "run.device=cpu", "lm.epochs=1"])
+    stepped = []
+    real_step = engine.Training.step
+
+    def spy(self, batch, window, last):
+        stepped.append((type(self.module.model).__name__, self.optimizer.optimizer.defaults["fused"]))
+        return real_step(self, batch, window, last)
+
+    monkeypatch.setattr(engine.Training, "step", spy)
+    measured = environment.measure(cfg)
+    steps = environment.WARMUP_STEPS + environment.TIMED_STEPS
+    assert stepped == [("Classifier", True)] * steps + [("BertForMaskedLM", True)] * steps
+    assert measured["train_step_s"] > 0 and measured["lm_step_s"] > 0
+
+
 def launched_worker(model_dir: str, out: str) -> None:
     """test_distributed's two-rank training, but with nothing set by hand: rank, world size and
     the rendezvous come from what accelerate.notebook_launcher puts in the environment."""
@@ -162,10 +186,7 @@ def launched_worker(model_dir: str, out: str) -> None:
         model, collate = td.build(model_dir, tokens, labels, pad_id)
         sampler = LengthBucketBatchSampler(tokens.lengths, td.PER_RANK_BATCH, bucket_size=2, seed=0)
         loader = torch.utils.data.DataLoader(range(len(td.TEXTS)), batch_sampler=distributed.shard(sampler), collate_fn=collate)
-        module, loss_fn = distributed.wrap(model, td.compute_loss, torch.device("cpu"))
-        optimizer, scheduler, scaler = td.optimizer_parts(model, loader)
-        train_epoch(model=module, loader=loader, compute_loss=loss_fn, optimizer=optimizer, scheduler=scheduler,
-                    scaler=scaler, device=torch.device("cpu"), precision="fp32", progress=False, log_every=1)
+        train_epoch(td.training_for(model, td.compute_loss, steps=len(loader)), loader, progress=False, log_every=1)
         if distributed.is_main():
             torch.save(model.state_dict(), out)
         distributed.barrier()
@@ -193,10 +214,8 @@ def test_notebook_launcher_two_processes_give_the_one_process_result(tiny_model_
     batches = list(LengthBucketBatchSampler(tokens.lengths, td.PER_RANK_BATCH, bucket_size=2, seed=0))
     global_batches = [batches[i] + batches[i + 1] for i in range(0, len(batches) - 1, td.WORLD)]
     loader = torch.utils.data.DataLoader(range(len(td.TEXTS)), batch_sampler=global_batches, collate_fn=collate)
-    optimizer, scheduler, scaler = td.optimizer_parts(model, loader)
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    train_epoch(model=model, loader=loader, compute_loss=td.compute_loss, optimizer=optimizer, scheduler=scheduler,
-                scaler=scaler, device=torch.device("cpu"), precision="fp32", progress=False, log_every=1)
+    train_epoch(td.training_for(model, td.compute_loss, steps=len(loader)), loader, progress=False, log_every=1)
     changed = 0
     for name, value in model.state_dict().items():
         torch.testing.assert_close(launched[name], value, rtol=1e-4, atol=5e-6, msg=name)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kagglebert.core.batching import MaskingCollator, PadCollator, pack_blocks
-from kagglebert.core.engine import make_scaler, make_scheduler, train_epoch
+from kagglebert.core.engine import Training, make_accelerator, train_epoch
 from kagglebert.core.errors import RunError
 from kagglebert.core.modeling import Classifier, masked_lm_loss
 from kagglebert.core.tasks import bce_loss
@@ -60,27 +60,35 @@ def test_mean_pooling_on_a_padded_batch_equals_rows_alone(tiny_model_dir, tokens
     torch.testing.assert_close(padded, alone, rtol=1e-4, atol=1e-5)
 
 
-def one_update(model, batches, grad_accum: int) -> Classifier:
-    """`train_epoch` over `batches` with a constant learning rate: one optimizer step in these tests."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = make_scheduler(optimizer, total_steps=1, warmup_ratio=0.0, kind="constant")
-    device = torch.device("cpu")
-    stats = train_epoch(model=model, loader=batches, compute_loss=lambda m, b: bce_loss(m(b["input_ids"], b["attention_mask"]), b["labels"]),
-                        optimizer=optimizer, scheduler=scheduler, scaler=make_scaler(device, "fp32"), device=device,
-                        precision="fp32", grad_accum=grad_accum, max_grad_norm=1.0, progress=False)
-    assert len(stats.lr_factors) == 1  # exactly one optimizer step
+def cpu_training(model, compute_loss, lr: float, steps: int, precision: str = "fp32") -> Training:
+    """The engine's training step on the CPU: AdamW over all parameters at a constant `lr`."""
+    groups = [{"params": list(model.parameters()), "lr": lr, "weight_decay": 0.01}]
+    return Training(make_accelerator("cpu", precision), model, compute_loss, groups, total_steps=steps, warmup_ratio=0.0, schedule="constant")
+
+
+def updates(model, batches, grad_accum: int, steps: int) -> Classifier:
+    """`train_epoch` over `batches` with a constant learning rate: exactly `steps` optimizer steps."""
+    training = cpu_training(model, lambda m, b: bce_loss(m(b["input_ids"], b["attention_mask"]), b["labels"]), 1e-3, steps)
+    stats = train_epoch(training, batches, grad_accum=grad_accum, progress=False)
+    assert len(stats.lr_factors) == steps
     return model
 
 
-def test_gradient_accumulation_equals_one_step_on_the_concatenated_batch(tiny_model_dir, tokens, tokenizer):
+@pytest.mark.parametrize("micro, steps", [([[0, 1, 2], [3, 4, 5]], [[0, 1, 2, 3, 4, 5]]),
+                                          # 3 windows of 2; the last one partial (one micro-batch)
+                                          ([[0, 1], [2, 3], [4], [5], [0, 2]], [[0, 1, 2, 3], [4, 5], [0, 2]])])
+def test_gradient_accumulation_equals_steps_on_the_concatenated_batches(tiny_model_dir, tokens, tokenizer, micro, steps):
+    """grad_accum 2 over the micro-batches = one step per concatenated pair, the epoch's last,
+    partial window (one micro-batch) included: its loss is divided by its own size, not by 2."""
     from transformers import AutoModel
 
     torch.manual_seed(0)
     start = Classifier(AutoModel.from_pretrained(tiny_model_dir, add_pooling_layer=False, **NO_DROPOUT), n_labels=6, dropout=0.0)
     labels = (np.arange(len(tokens) * 6).reshape(len(tokens), 6) % 3 == 0).astype(np.float32)
     collate = PadCollator(tokens, tokenizer.pad_token_id, labels, pad_multiple=8)
-    accumulated = one_update(copy.deepcopy(start), [collate([0, 1, 2]), collate([3, 4, 5])], grad_accum=2)
-    whole = one_update(copy.deepcopy(start), [collate([0, 1, 2, 3, 4, 5])], grad_accum=1)
+    # equal-sized micro-batches in each window: the mean of their mean losses is the pair's mean loss
+    accumulated = updates(copy.deepcopy(start), [collate(rows) for rows in micro], grad_accum=2, steps=len(steps))
+    whole = updates(copy.deepcopy(start), [collate(rows) for rows in steps], grad_accum=1, steps=len(steps))
     moved = 0
     for (name, a), b, s in zip(accumulated.named_parameters(), whole.parameters(), start.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6, msg=name)
@@ -121,13 +129,10 @@ class CountingLoader(list):
 
 
 def run_until_stopped(model, loader, compute_loss, lr: float, precision: str, log_every: int, section: str = "train") -> str:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    scheduler = make_scheduler(optimizer, total_steps=len(loader), warmup_ratio=0.0, kind="constant")
-    device = torch.device("cpu")
+    training = cpu_training(model, compute_loss, lr, len(loader))
+    training.section, training.precision = section, precision  # fp16 needs a GPU: its hint is checked on the CPU
     with pytest.raises(RunError) as err:
-        train_epoch(model=model, loader=loader, compute_loss=compute_loss, optimizer=optimizer, scheduler=scheduler,
-                    scaler=make_scaler(device, precision), device=device, precision=precision, log_every=log_every,
-                    desc="fold 0 epoch 1/1", progress=False, section=section)
+        train_epoch(training, loader, log_every=log_every, desc="fold 0 epoch 1/1", progress=False)
     return str(err.value)
 
 
@@ -165,5 +170,23 @@ def test_a_non_finite_loss_in_fp16_suggests_bf16_or_fp32():
 
     message = run_until_stopped(model, loader, overflowing, lr=1e-3, precision="fp16", log_every=5, section="lm")
     assert loader.taken == 5
-    assert "step 5: the loss became inf" in message
+    assert "step 5: the loss became " in message  # inf, or nan once the inf step reached the weights (no scaler on a CPU)
     assert "fp16 overflowed: set lm.precision=bf16 on a GPU that has it (A100, H100, L4), else fp32" in message
+
+
+def test_fp16_off_a_gpu_is_refused_in_one_line():
+    from kagglebert.core.engine import make_accelerator
+
+    with pytest.raises(RunError) as err:
+        make_accelerator("cpu", "fp16", section="lm")
+    assert str(err.value) == "lm.precision = fp16 needs a CUDA GPU (this run is on cpu); use bf16 or fp32"
+
+
+def test_fp16_on_a_cpu_run_is_refused_before_anything_is_written(sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    proc = run_cli("train", "--config", "demo", *small_run_args(sample_dir, tiny_model_dir, tmp_path, **{
+        "lm.epochs": 0, "run.device": "cpu", "train.precision": "fp16"}))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == "error: train.precision = fp16 needs a CUDA GPU (this run is on cpu); use bf16 or fp32"
+    assert not (tmp_path / "runs").exists()

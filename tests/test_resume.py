@@ -194,3 +194,76 @@ def test_a_saved_lm_state_for_another_corpus_is_not_resumed(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="kagglebert"):
         assert load_progress(tmp_path, {**plan, "train_blocks": 140}) is None
     assert "ignoring the saved state" in caplog.text and "train_blocks: 139 there, 140 now" in caplog.text
+
+
+# ---- inside an epoch: train.checkpoint_steps / lm.checkpoint_steps, a self-kill at a known checkpoint
+def killed_at_checkpoint(args: list[str], checkpoints: int) -> subprocess.CompletedProcess:
+    """The run SIGKILLs itself right after writing its `checkpoints`-th checkpoint inside an epoch
+    (engine.KILL_AFTER_CHECKPOINTS): a crash at a known point, no timing involved."""
+    from kagglebert.core.engine import KILL_AFTER_CHECKPOINTS
+
+    return subprocess.run([sys.executable, "-m", "kagglebert", *map(str, args)], cwd=REPO_ROOT,
+                          env={**cli_env(), KILL_AFTER_CHECKPOINTS: str(checkpoints)}, capture_output=True, text=True, timeout=300)
+
+
+def test_training_killed_inside_an_epoch_resumes_to_the_uninterrupted_result(train_reference, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    reference = train_reference["run"]
+    work = tmp_path / "killed"
+    run = work / "runs" / "demo"
+    # 80 training rows a fold, batches of 32: 3 steps an epoch, a checkpoint after steps 1 and 2 of each;
+    # the 3rd checkpoint is in fold 0's second epoch, after its first epoch was scored
+    args = train_args(train_reference["data"], tiny_model_dir, work, small_run_args, **{"train.checkpoint_steps": 1})
+    killed = killed_at_checkpoint(args, 3)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    progress = json.loads((run / "folds" / ".fold0.partial" / "progress.json").read_text())
+    assert (progress["epoch"], progress["stats"]["batches"], progress["best"]["epoch"]) == (1, 1, 1)
+    assert not (run / "folds" / "fold0_record.json").exists()
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "fold 0: resuming in epoch 2 after batch 1" in resumed.stderr
+    assert "fold 0 epoch 1/2" not in resumed.stderr and "fold 0 epoch 2/2" in resumed.stderr
+    for name in ("oof.csv", "test_pred.csv", "folds/fold0_oof.csv", "folds/fold0_test.csv"):
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+    for name in ("model.safetensors", "head.safetensors"):
+        assert (run / "folds" / "fold0_model" / name).read_bytes() == (reference / "folds" / "fold0_model" / name).read_bytes()
+    record, expected = (json.loads((r / "folds" / "fold0_record.json").read_text()) for r in (run, reference))
+    assert record["history"][0]["loss_curve"] == expected["history"][0]["loss_curve"]
+    assert [h["score"] for h in record["history"]] == [h["score"] for h in expected["history"]]
+    assert record["lr_schedule"] == expected["lr_schedule"]
+    assert not [p for p in (run / "folds").iterdir() if p.name.startswith(".")], "the checkpoints go once their folds are complete"
+
+
+def test_lm_killed_inside_an_epoch_resumes_to_the_uninterrupted_result(data_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    whole = run_cli(*lm_args(data_dir, tiny_model_dir, tmp_path / "whole", small_run_args))
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    [reference] = (tmp_path / "whole" / "runs" / "_lm").iterdir()
+
+    work = tmp_path / "killed"
+    store = work / "runs" / "_lm"
+    args = lm_args(data_dir, tiny_model_dir, work, small_run_args) + ["--set", "lm.checkpoint_steps=1"]
+    # a checkpoint after every step but an epoch's last: steps − 1 in epoch 1, then the first of epoch 2
+    steps = -(-json.loads((reference / "lm_metrics.json").read_text())["train_blocks"] // 8)
+    assert steps >= 3
+    killed = killed_at_checkpoint(args, steps + 1)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    [partial] = store.glob(".*.partial")
+    progress = json.loads((partial / "progress.json").read_text())
+    assert progress["epochs_done"] == 1 and progress["open_epoch"]["batches"] > 0  # killed inside epoch 2
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"lm: resuming in epoch 2 of 2 after batch {progress['open_epoch']['batches']}" in resumed.stderr
+    lm_dir = store / reference.name
+    got, expected = (json.loads((d / "lm_metrics.json").read_text()) for d in (lm_dir, reference))
+    assert (got["perplexity_before"], got["perplexity_after"]) == (expected["perplexity_before"], expected["perplexity_after"])
+    assert [e["loss_curve"] for e in got["epochs"]] == [e["loss_curve"] for e in expected["epochs"]]
+    same_tensors(lm_dir / "model.safetensors", reference / "model.safetensors")
+    assert not list(store.glob(".*"))
+
+
+def test_checkpoint_minutes_auto_is_on_for_a_gpu_only():
+    from kagglebert.core.engine import checkpoint_minutes
+
+    assert checkpoint_minutes(-1, torch.device("cuda")) == 20.0 and checkpoint_minutes(-1, torch.device("cpu")) == 0.0
+    assert checkpoint_minutes(5, torch.device("cpu")) == 5 and checkpoint_minutes(0, torch.device("cuda")) == 0

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..core.batching import LengthBucketBatchSampler, MaskingCollator, PadCollator
-from ..core.engine import make_optimizer, make_scaler, make_scheduler, param_groups, train_epoch
+from ..core.engine import Training, make_accelerator, param_groups, train_epoch
 from ..core.modeling import Classifier, masked_lm_loss
 from ..core.tasks import bce_loss
 from ..core.tokenization import TokenizedTexts
@@ -46,11 +46,12 @@ def own_contender(name: str, task: str, model, warm_batches, warm_collate, timed
                   profile: Profile, batch_size: int, device, precision: str, exclude_cudnn: bool):
     """`engine.train_epoch` over the warm-up batches, then one `train_epoch` over the timed set per pass."""
     encoder = model.encoder if isinstance(model, Classifier) else model
-    optimizer = make_optimizer(param_groups(model, encoder, profile.lr, profile.lr, 1.0, 0.01), device)
-    step = dict(compute_loss=compute_loss, optimizer=optimizer, scheduler=make_scheduler(optimizer, 1, 0.0, kind="constant"),
-                scaler=make_scaler(device, precision), device=device, precision=precision, log_every=NEVER, progress=False)
+    training = Training(make_accelerator(str(device), precision), model, compute_loss,
+                        param_groups(model, encoder, profile.lr, profile.lr, 1.0, 0.01), total_steps=1, warmup_ratio=0.0,
+                        schedule="constant")
+    step = dict(log_every=NEVER, progress=False)
     with attention_backends(device, exclude_cudnn):
-        train_epoch(model=model, loader=loader_over(warm_batches, warm_collate, device), **step)
+        train_epoch(training, loader_over(warm_batches, warm_collate, device), **step)
         sync(device)
     yield None
     for epoch in itertools.count(1):
@@ -59,7 +60,7 @@ def own_contender(name: str, task: str, model, warm_batches, warm_collate, timed
         tally = Tally(timed_collate)
         with attention_backends(device, exclude_cudnn), PeakMemory(device) as memory:
             cpu_start = cpu_clock(device)
-            stats = train_epoch(model=model, loader=loader_over(timed_batches, tally, device), **step)
+            stats = train_epoch(training, loader_over(timed_batches, tally, device), **step)
             cpu_end = cpu_clock(device)
         yield Result(name, task, batch_size, len(tally.batches), stats.seconds, *tally.window(0, len(tally.batches)),
                      memory.peak_mib, None if cpu_start is None else cpu_end - cpu_start)

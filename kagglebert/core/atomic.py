@@ -88,9 +88,13 @@ def atomic_dir(path: Path):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         yield tmp
+        # the old folder is renamed away, not deleted in place: a kill during a (long) delete would
+        # leave a half-deleted folder where a whole one was; between the two renames there is none
+        old = path.with_name(f".{path.name}.{os.getpid()}.old")
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, old)
         os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _failed(path, err) from None

@@ -83,6 +83,18 @@ def check_device(name: str) -> None:
             raise ConfigError("run.device = 'mps': Apple's MPS backend is not available here; use run.device=auto (or cpu)")
 
 
+def check_precision(cfg: Config) -> None:
+    """fp16 needs a CUDA GPU: refused now, not when the first fold starts."""
+    from .engine import precision_problem, resolve_device  # torch only when checking, as in check_device
+
+    device = resolve_device(cfg.run.device)
+    used = [s for s, on in (("train", cfg.model.kind == "transformer"), ("lm", cfg.lm.epochs > 0)) if on]
+    for section in used:
+        problem = precision_problem(section, getattr(cfg, section).precision, device)
+        if problem:
+            raise ConfigError(problem)
+
+
 # ---- model ----
 
 
@@ -353,6 +365,7 @@ def preflight(cfg: Config) -> Preflight:
     with warnings_after_success():
         task = get_task(cfg.run.task)
         check_device(cfg.run.device)
+        check_precision(cfg)
         data = check_data(cfg, task)
         # every kind is checked: TF-IDF needs no weights, but EDA measures token lengths with model.name's tokenizer
         model = check_model(cfg)

@@ -75,6 +75,8 @@ class LMConfig:
     grad_accum: int = 1
     precision: str = "auto"  # auto | bf16 | fp16 | fp32
     log_every: int = 20  # steps between loss records / progress updates (each one syncs the device)
+    checkpoint_minutes: float = -1.0  # a resumable checkpoint inside an epoch every N minutes; -1 = auto (20 on a GPU, off on a CPU); 0 = off
+    checkpoint_steps: int = 0  # or every N optimizer steps (a fixed point: tests, reproducible kills); 0 = off; wins over minutes
 
 
 @dataclass
@@ -97,6 +99,8 @@ class TrainConfig:
     bucket_size: int = 100  # batches per length-sorted pool; 1 = plain shuffle
     pad_multiple: int = 8  # round batch lengths up: fewer distinct shapes
     log_every: int = 20  # steps between progress updates (each one syncs the device)
+    checkpoint_minutes: float = -1.0  # a resumable checkpoint inside an epoch every N minutes; -1 = auto (20 on a GPU, off on a CPU); 0 = off
+    checkpoint_steps: int = 0  # or every N optimizer steps (a fixed point: tests, reproducible kills); 0 = off; wins over minutes
     C: float = 4.0  # inverse regularisation of the logistic regressions (tfidf, features)
     save_models: bool = True  # keep each fold's models for predict/export: best weights in folds/fold<k>_model/; tfidf/features: fold<k>_linear.npz (+ the TF-IDF vocabulary)
     save_dtype: str = "fp16"  # fp32 | fp16 | bf16: fp16 halves the files; predictions move by fp16 rounding only
@@ -280,6 +284,10 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.pad_multiple": (1, None, True, True),
     "train.log_every": (1, None, True, True),
     "lm.log_every": (1, None, True, True),
+    "train.checkpoint_minutes": (-1.0, None, True, True),
+    "lm.checkpoint_minutes": (-1.0, None, True, True),
+    "train.checkpoint_steps": (0, None, True, True),
+    "lm.checkpoint_steps": (0, None, True, True),
     "train.C": (0.0, None, False, True),
 }
 

@@ -1,14 +1,17 @@
-"""Data parallel training (e.g. Kaggle's 2×T4) with torch.distributed DDP, launched by torchrun:
+"""Data parallel training (e.g. Kaggle's 2×T4), launched by torchrun, `accelerate launch` or a
+notebook's `accelerate.notebook_launcher`:
 
     torchrun --nproc_per_node 2 -m kagglebert train --config demo
 
-Every rank runs the same stage code. The batch sampler is sharded (rank r takes every
-world_size-th batch, all ranks the same count, so no rank waits on a collective that never comes);
-the model is wrapped in DistributedDataParallel (gradients averaged across ranks, so one step sees
-the global batch); predictions are computed on a shard per rank and all-gathered (`shard_rows`,
-`gather_rows`, used by `modeling.predict`); only rank 0 writes files while the others wait on a
-barrier. Without WORLD_SIZE > 1 every helper is a no-op. This module imports nothing of
-kagglebert's but its error type: the engine and the model code stand on it.
+Every rank runs the same stage code. accelerate does the device work (`engine.make_accelerator`:
+this process's GPU, DDP wrapping, gradient all-reduce); this module keeps what accelerate lacks:
+the batch sampler sharded so that every rank runs the same number of steps without repeating rows
+(rank r takes every world_size-th batch; accelerate's shard would pad the last round with repeated
+rows), predictions computed on a shard per rank (`shard_rows`, balanced by length) and gathered
+with accelerate's `gather_object` (`gather_rows`, used by `modeling.predict`), and `main_first`,
+which unlike accelerate's `main_process_first` stops the other ranks with rank 0's error instead of
+leaving them at a barrier. Only rank 0 writes files. Without WORLD_SIZE > 1 every helper is a
+no-op. This module imports nothing of kagglebert's but its error type.
 """
 from __future__ import annotations
 
@@ -56,13 +59,6 @@ def is_main() -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
-
-
-def local_device(device: torch.device) -> torch.device:
-    """`cuda` → this process's GPU (cuda:LOCAL_RANK) under torchrun."""
-    if is_distributed() and device.type == "cuda" and device.index is None:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
 
 
 @contextlib.contextmanager
@@ -116,52 +112,18 @@ def shard(batch_sampler):
     return ShardedBatchSampler(batch_sampler, rank(), world_size()) if is_distributed() else batch_sampler
 
 
-class LossModule(torch.nn.Module):
-    """The model plus its loss function as one module, so that DDP's forward (which arms the
-    gradient all-reduce) covers whatever the loss calls — `masked_lm_loss` calls the encoder and
-    the MLM head separately, not `model.forward`."""
-
-    def __init__(self, model: torch.nn.Module, compute_loss):
-        super().__init__()
-        self.model = model
-        self.compute_loss = compute_loss
-
-    def forward(self, batch: dict) -> torch.Tensor:
-        return self.compute_loss(self.model, batch)
-
-
-def wrap(model: torch.nn.Module, compute_loss, device: torch.device):
-    """(module, compute_loss) for `engine.train_epoch`: unchanged when not distributed, else the
-    model and loss wrapped in DistributedDataParallel. Keep using the bare `model` for
-    predictions and saving: it shares the parameters."""
-    if not is_distributed():
-        return model, compute_loss
-    ddp = torch.nn.parallel.DistributedDataParallel(
-        LossModule(model, compute_loss), device_ids=[device.index] if device.type == "cuda" else None)
-    return ddp, lambda module, batch: module(batch)
-
-
 def gather_rows(local: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
     """Each rank's predictions for its `rows` → the full (n_rows, ...) array on every rank."""
     if not is_distributed():
         out = np.zeros((n_rows, *local.shape[1:]), dtype=local.dtype)
         out[rows] = local
         return out
-    parts: list = [None] * world_size()
-    dist.all_gather_object(parts, (rows, local))
+    from accelerate.utils import gather_object  # every rank's (rows, predictions), in rank order
+
     out = np.zeros((n_rows, *local.shape[1:]), dtype=local.dtype)
-    for part_rows, part in parts:
+    for part_rows, part in gather_object([(rows, local)]):
         out[part_rows] = part
     return out
-
-
-def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    """The mean of a tensor over all ranks (the tensor itself when not distributed)."""
-    if not is_distributed():
-        return value
-    total = value.detach().clone()
-    dist.all_reduce(total)
-    return total / world_size()
 
 
 def shard_rows(lengths: np.ndarray) -> np.ndarray:

@@ -57,6 +57,8 @@ log = logging.getLogger("kagglebert")
 NEUTRAL_KEYS = {
     "run.device", "run.progress", "run.runs_dir", "data.cache_dir", "data.dir", "data.require_competition",
     "train.log_every", "lm.log_every", "train.eval_batch_size", "train.folds", "submit.dir", "submit.name", "eda.examples_per_label",
+    # when checkpoints are written inside an epoch: a resumed run ends where an uninterrupted one does
+    "train.checkpoint_minutes", "train.checkpoint_steps", "lm.checkpoint_minutes", "lm.checkpoint_steps",
 }
 
 
@@ -158,6 +160,9 @@ class Run:
     def encoder_dir(self) -> Path:
         """A features run's frozen encoder inside an export (a run folder of its own uses its checkpoint)."""
         return self.dir / "encoder"
+    def fold_resume_dir(self, fold: int) -> Path:
+        """A fold's checkpoint inside its training (`train.checkpoint_minutes`), gone once the fold is complete."""
+        return self.dir / "folds" / f".fold{fold}.partial"
 
     @property
     def saves_models(self) -> bool:

@@ -120,7 +120,7 @@ def measure(cfg: Config) -> dict:
 
     from ..core.batching import PadCollator, pack_blocks, MaskingCollator
     from ..core.data import load_competition
-    from ..core.engine import autocast, make_scaler, resolve_device, resolve_precision
+    from ..core.engine import Training, autocast, make_accelerator, param_groups, resolve_device, resolve_precision
     from ..core.modeling import build_classifier, load_masked_lm, masked_lm_loss
     from ..core.paths import resolve_model
     from ..core.tasks import get_task
@@ -145,18 +145,13 @@ def measure(cfg: Config) -> dict:
     rows = typical_rows(cut.lengths, tc.batch_size)
     batch = {k: v.to(device) for k, v in PadCollator(cut, tokenizer.pad_token_id, data.labels[: len(texts)], tc.pad_multiple)(rows).items()}
     model = build_classifier(model_path, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-7)  # a tiny lr: timing only, nothing is kept
-    scaler = make_scaler(device, out["precision"])
-
-    def train_step():
-        with autocast(device, out["precision"]):
-            loss = task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"])
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-
-    out["train_step_s"] = _timed(train_step, device)
+    # the training step itself (engine.Training.step: accelerate's autocast and loss scaler, clipping,
+    # fused AdamW, the schedule), at a tiny lr: timing only, nothing is kept
+    training = Training(make_accelerator(cfg.run.device, tc.precision, "train"), model,
+                        lambda m, b: task.loss(m(b["input_ids"], b["attention_mask"]), b["labels"]),
+                        param_groups(model, model.encoder, 1e-7, 1e-7, 1.0, 0.0), total_steps=1, warmup_ratio=0.0, schedule="constant")
+    training.module.train()
+    out["train_step_s"] = _timed(lambda: training.step(batch, 1, True), device)
     out["train_batch"] = len(rows)
     eval_rows = typical_rows(cut.lengths, tc.eval_batch_size)
     eval_batch = {k: v.to(device) for k, v in PadCollator(cut, tokenizer.pad_token_id, pad_multiple=tc.pad_multiple)(eval_rows).items()}
@@ -176,18 +171,11 @@ def measure(cfg: Config) -> dict:
             lm_model.to(device)
             collate = MaskingCollator(blocks, tokenizer, cfg.lm.mlm_probability, seed=0)
             lm_batch = {k: v.to(device) for k, v in collate(list(np.arange(min(cfg.lm.batch_size, len(blocks))))).items()}
-            lm_optimizer = torch.optim.AdamW(lm_model.parameters(), lr=1e-7)
-            lm_scaler = make_scaler(device, out["lm_precision"])
-
-            def lm_step():
-                with autocast(device, out["lm_precision"]):
-                    loss = masked_lm_loss(lm_model, lm_batch)
-                lm_scaler.scale(loss).backward()
-                lm_scaler.step(lm_optimizer)
-                lm_scaler.update()
-                lm_optimizer.zero_grad(set_to_none=True)
-
-            out["lm_step_s"] = _timed(lm_step, device)
+            lm_training = Training(make_accelerator(cfg.run.device, cfg.lm.precision, "lm"), lm_model, masked_lm_loss,
+                                   param_groups(lm_model, getattr(lm_model, lm_model.base_model_prefix), 1e-7, 1e-7, 1.0, 0.0),
+                                   total_steps=1, warmup_ratio=0.0, schedule="constant")
+            lm_training.module.train()
+            out["lm_step_s"] = _timed(lambda: lm_training.step(lm_batch, 1, True), device)
             out["lm_batch"] = len(lm_batch["input_ids"])
     return out
 

@@ -5,9 +5,10 @@ the blocks are held out. Model: the checkpoint as a masked LM (a fresh MLM head 
 Loss: masked-LM cross-entropy at the masked positions, a fresh mask every epoch. Writes: the model
 with `save_pretrained` to `runs/_lm/<key>/` (`Run.lm_dir`, shared by every run whose LM settings and
 inputs agree), with `lm_metrics.json` (held-out perplexity before and after), where the classifier
-stage picks it up when `lm.epochs > 0`. After every epoch a resumable state is saved beside it
+stage picks it up when `lm.epochs > 0`. After every epoch, and inside an epoch every
+`lm.checkpoint_minutes` (on a GPU by default), a resumable state is saved beside it
 (`runs/_lm/.<key>.partial/`): the same command after a crash or a Colab disconnect resumes from the
-last finished epoch and ends with the same weights as an uninterrupted run.
+last checkpoint and ends with the same weights as an uninterrupted run.
 
     python -m kagglebert lm --config demo --set lm.epochs=4
 """
@@ -28,7 +29,7 @@ from ..core import distributed
 from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.batching import LengthBucketBatchSampler, MaskingCollator, pack_blocks
 from ..core.config import Config
-from ..core.engine import Training, autocast, fit, move, param_groups, start
+from ..core.engine import Batches, Training, autocast, fit, move, param_groups, precision_of, start
 from ..core.errors import Interrupted, RunError
 from ..core.modeling import load_masked_lm, masked_lm_loss
 from ..core.paths import cache_dir, resolve_model
@@ -86,12 +87,16 @@ def lm_param_groups(model, cfg: Config, fresh_head: bool) -> list[dict]:
 RESUME_FORMAT = 1
 
 
-def save_progress(folder: Path, model, training: Training, progress: dict) -> None:
+def save_progress(folder: Path, model, training: Training, progress: dict, collate_rng: torch.Tensor | None = None) -> None:
     """Weights (safetensors; tied weights stored once), the optimizer/schedule/scaler/RNG states
-    (tensors and numbers only) and the epoch's bookkeeping, replacing the previous epoch's whole."""
+    (tensors and numbers only; with the masks' generator inside an epoch) and the bookkeeping,
+    replacing the previous checkpoint whole."""
     with atomic_dir(folder) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
-        torch.save(training.resume_state(), tmp / "training_state.pt")
+        state = training.resume_state()
+        if collate_rng is not None:
+            state["collate_rng"] = collate_rng
+        torch.save(state, tmp / "training_state.pt")
         write_json(tmp / "progress.json", progress)
 
 
@@ -124,7 +129,8 @@ def main(cfg: Config) -> dict:
         return metrics
     if lm.epochs <= 0:
         raise RunError("lm.epochs = 0: nothing to train (set --set lm.epochs=N)")
-    device, precision = start(seed=cfg.run.seed, device=cfg.run.device, precision=lm.precision)
+    accelerator = start(seed=cfg.run.seed, device=cfg.run.device, precision=lm.precision, section="lm")
+    device, precision = accelerator.device, precision_of(accelerator)
 
     # data: the corpus as packed blocks
     model_path = resolve_model(cfg.model.name)
@@ -139,7 +145,8 @@ def main(cfg: Config) -> dict:
         log.warning("lm: %s has no trained MLM head; a fresh one is initialised (decoder tied to the input embeddings)", cfg.model.name)
     model.to(device)
     saved_state = run.lm_resume_dir
-    plan = {"format": RESUME_FORMAT, "epochs": lm.epochs, "train_blocks": len(train_blocks), "heldout_blocks": len(heldout_blocks)}
+    plan = {"format": RESUME_FORMAT, "epochs": lm.epochs, "train_blocks": len(train_blocks), "heldout_blocks": len(heldout_blocks),
+            "batch_size": lm.batch_size, "grad_accum": lm.grad_accum}
     progress = load_progress(saved_state, plan)
     if progress is None:
         progress = {**plan, "epochs_done": 0, "history": [], "seconds": 0.0, "tokens": 0,
@@ -153,10 +160,15 @@ def main(cfg: Config) -> dict:
         except (OSError, RuntimeError, SafetensorError, pickle.UnpicklingError) as err:
             raise RunError(f"{saved_state}: cannot resume the LM stage from it ({str(err).splitlines()[0]}); "
                            f"delete it to start the LM stage over") from None
-        log.info("lm: resuming after epoch %d of %d from %s", progress["epochs_done"], lm.epochs, saved_state)
+        open_epoch = progress.get("open_epoch")
+        if open_epoch:
+            log.info("lm: resuming in epoch %d of %d after batch %d from %s", progress["epochs_done"] + 1, lm.epochs,
+                     open_epoch["batches"], saved_state)
+        else:
+            log.info("lm: resuming after epoch %d of %d from %s", progress["epochs_done"], lm.epochs, saved_state)
 
     def end_of_epoch(epoch: int, stats, training: Training) -> None:
-        progress["epochs_done"] = epoch
+        progress["epochs_done"], progress["open_epoch"] = epoch, None
         progress["seconds"] += stats.seconds
         progress["tokens"] += stats.tokens
         progress["history"].append({"epoch": epoch, "loss": stats.loss, "loss_curve": stats.loss_curve, "tokens_per_s": stats.tokens_per_s})
@@ -165,15 +177,21 @@ def main(cfg: Config) -> dict:
             save_progress(saved_state, model, training, progress)
         distributed.barrier()
 
+    def inside_epoch(training: Training, position: dict) -> None:
+        """A checkpoint inside an epoch (lm.checkpoint_minutes): the same folder, with the open
+        epoch's position and stats."""
+        if distributed.is_main():
+            save_progress(saved_state, model, training, {**progress, "open_epoch": position["stats"]}, position["collate_rng"])
+
     # loss: masked-LM cross-entropy, at the masked positions only
     try:
-        fit(model=model, compute_loss=masked_lm_loss, param_groups=lm_param_groups(model, cfg, fresh_head),
-            batch_sampler=LengthBucketBatchSampler(np.zeros(len(train_blocks)), lm.batch_size, bucket_size=1, seed=cfg.run.seed),
-            collate=MaskingCollator(train_blocks, tokenizer, lm.mlm_probability, lm.whole_word_mask, seed=cfg.run.seed),
-            rows=len(train_blocks), epochs=lm.epochs, device=device, precision=precision,
-            warmup_ratio=lm.warmup_ratio, grad_accum=lm.grad_accum, max_grad_norm=lm.max_grad_norm,
-            log_every=cfg.lm.log_every, section="lm", desc="lm", progress=cfg.run.progress, on_epoch=end_of_epoch,
-            start_epoch=progress["epochs_done"], resume_state=resume_state)
+        batches = Batches(LengthBucketBatchSampler(np.zeros(len(train_blocks)), lm.batch_size, bucket_size=1, seed=cfg.run.seed),
+                          MaskingCollator(train_blocks, tokenizer, lm.mlm_probability, lm.whole_word_mask, seed=cfg.run.seed),
+                          len(train_blocks))
+        fit(model, masked_lm_loss, batches, lm, accelerator=accelerator, groups=lm_param_groups(model, cfg, fresh_head),
+            desc="lm", progress=cfg.run.progress, on_epoch=end_of_epoch, save=inside_epoch,
+            resume=None if resume_state is None else {"epoch": progress["epochs_done"], "state": resume_state,
+                                                      "stats": progress.get("open_epoch"), "collate_rng": resume_state.get("collate_rng")})
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted in LM epoch {progress['epochs_done'] + 1}; rerun the same command to resume") from None
     ppl_after = perplexity(model, heldout_blocks, tokenizer, cfg, device, precision)

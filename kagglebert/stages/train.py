@@ -17,19 +17,23 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import pickle
+import shutil
 import time
 
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from ..core import distributed
-from ..core.atomic import atomic_dir, read_json
+from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.batching import LengthBucketBatchSampler, PadCollator
 from ..core.checkpoint import save_classifier
 from ..core.config import Config
 from ..core.data import CompetitionData
-from ..core.engine import fit, param_groups, start
+from ..core.engine import Batches, fit, param_groups, precision_of, start
 from ..core.errors import Interrupted, RunError
 from ..core.modeling import build_classifier, predict
 from ..core.paths import cache_dir
@@ -48,7 +52,8 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
     weights (with `train.save_models`); returns that epoch's validation and test predictions plus
     the fold's record."""
     cfg, task, tc = run.cfg, run.task, run.cfg.train
-    device, precision = start(seed=cfg.run.seed + fold, device=cfg.run.device, precision=tc.precision)
+    accelerator = start(seed=cfg.run.seed + fold, device=cfg.run.device, precision=tc.precision, section="train")
+    device, precision = accelerator.device, precision_of(accelerator)
     pad_id = tokenizer.pad_token_id
     model = build_classifier(checkpoint, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
 
@@ -75,16 +80,30 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if epoch < tc.epochs else None}
 
     fold_tokens = tokens.subset(train_rows)
-    epochs = fit(
-        model=model, compute_loss=compute_loss,
-        param_groups=param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay),
-        batch_sampler=LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold),
-        collate=PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple),
-        rows=len(train_rows), epochs=tc.epochs, device=device, precision=precision,
-        warmup_ratio=tc.warmup_ratio, schedule=tc.schedule, stlr_ratio=tc.stlr_ratio,
-        grad_accum=tc.grad_accum, max_grad_norm=tc.max_grad_norm, log_every=tc.log_every,
-        section="train", desc=f"fold {fold}", progress=cfg.run.progress, on_epoch=score_epoch,
-    )
+    batches = Batches(LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold),
+                      PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple), len(train_rows))
+    # a checkpoint inside the fold's training (train.checkpoint_minutes): resume from it when it is for this very plan
+    resume_dir = run.fold_resume_dir(fold)
+    plan = {"format": FOLD_RESUME_FORMAT, "epochs": tc.epochs, "rows": len(train_rows), "batches": len(batches.sampler),
+            "batch_size": tc.batch_size, "grad_accum": tc.grad_accum, "checkpoint": checkpoint}
+    finished = []  # the earlier epochs' seconds, samples and lr factors, for the record
+    resume = load_fold_progress(resume_dir, plan, model)
+    if resume is not None:
+        history[:], finished[:] = resume["history"], resume["finished"]
+        best = {**resume["best"], "score": resume["best"].get("score", -math.inf)}
+        log.info("fold %d: resuming in epoch %d after batch %d from %s", fold, resume["epoch"] + 1, resume["stats"]["batches"], resume_dir)
+
+    def at_checkpoint(training, position: dict) -> None:
+        if distributed.is_main():
+            save_fold_progress(resume_dir, model, training, {**plan, "history": history, "finished": finished, **position}, best)
+
+    def epoch_done(epoch: int, stats, training) -> None:
+        score_epoch(epoch, stats, training)
+        finished.append({"seconds": stats.seconds, "samples": stats.samples, "lr_factors": stats.lr_factors})
+
+    fit(model, compute_loss, batches, tc, accelerator=accelerator,
+        groups=param_groups(model, model.encoder, tc.lr, tc.head_lr, tc.layer_decay, tc.weight_decay),
+        desc=f"fold {fold}", progress=cfg.run.progress, on_epoch=epoch_done, save=at_checkpoint, resume=resume)
     if best["state"] is not None:  # an earlier epoch won: save and predict with its weights
         model.load_state_dict(best["state"])
     if tc.save_models and distributed.is_main():  # before the record: a fold with a record has its model
@@ -95,16 +114,55 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    seconds = sum(e.seconds for e in epochs)
-    samples = sum(e.samples for e in epochs)
+    seconds = sum(e["seconds"] for e in finished)
+    samples = sum(e["samples"] for e in finished)
     record = {
         "fold": fold, "score": best["score"], "per_label": best["per_label"], "best_epoch": best["epoch"],
         "history": history, "train_seconds": seconds, "train_samples": samples,
         "train_samples_per_s": samples / seconds if seconds else 0.0,
-        "lr_schedule": [tc.lr * f for e in epochs for f in e.lr_factors], "device": str(device), "precision": precision,
+        "lr_schedule": [tc.lr * f for e in finished for f in e["lr_factors"]], "device": str(device), "precision": precision,
         "checkpoint": checkpoint,
     }
     return {"record": record, "valid_pred": best["valid_pred"], "test_pred": test_pred}
+
+
+FOLD_RESUME_FORMAT = 1
+
+
+def save_fold_progress(folder, model, training, progress: dict, best: dict) -> None:
+    """A fold's checkpoint inside an epoch, replacing the previous one whole: the weights, the
+    optimizer/schedule/scaler/RNG states, the position (`progress["epoch"]`, `["stats"]`), the
+    epochs scored so far, and the best one's predictions and weights."""
+    with atomic_dir(folder) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save(training.resume_state(), tmp / "training_state.pt")
+        if best.get("valid_pred") is not None:
+            np.save(tmp / "best_valid_pred.npy", best["valid_pred"])
+        if best.get("state") is not None:
+            save_file(best["state"], str(tmp / "best_model.safetensors"))
+        write_json(tmp / "progress.json", {**progress, "best": {k: best[k] for k in ("score", "per_label", "epoch") if k in best}})
+
+
+def load_fold_progress(folder, plan: dict, model) -> dict | None:
+    """The fit `resume` (weights loaded into `model`) plus the fold's bookkeeping, when `folder` holds
+    a checkpoint for this very plan; else None."""
+    if not (folder / "progress.json").is_file():
+        return None
+    progress = read_json(folder / "progress.json")
+    if any(progress.get(k) != v for k, v in plan.items()):
+        log.warning("train: ignoring the checkpoint in %s (saved for other settings); the fold starts over", folder)
+        return None
+    try:
+        load_model(model, str(folder / "model.safetensors"))
+        state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=True)
+        best = dict(progress["best"])
+        if (folder / "best_valid_pred.npy").is_file():
+            best["valid_pred"] = np.load(folder / "best_valid_pred.npy")
+        best["state"] = load_file(str(folder / "best_model.safetensors")) if (folder / "best_model.safetensors").is_file() else None
+    except (OSError, RuntimeError, ValueError, SafetensorError, pickle.UnpicklingError) as err:
+        raise RunError(f"{folder}: cannot resume the fold from it ({str(err).splitlines()[0]}); delete it to train the fold over") from None
+    return {"epoch": progress["epoch"], "stats": progress["stats"], "state": state, "history": progress["history"],
+            "finished": progress["finished"], "best": best}
 
 
 def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: list[int]) -> None:
@@ -124,6 +182,7 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
         if distributed.is_main():
             save_fold(run, data, fold, np.flatnonzero(fold_of == fold), result["valid_pred"], result["test_pred"],
                       {**result["record"], "wall_seconds": time.perf_counter() - began})
+            shutil.rmtree(run.fold_resume_dir(fold), ignore_errors=True)  # the fold is complete: its checkpoint goes
         distributed.barrier()
 
 
