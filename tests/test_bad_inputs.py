@@ -9,6 +9,7 @@ a handful run as real subprocesses (`python -m kagglebert`), where stderr is che
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -774,6 +775,27 @@ def test_the_lm_store_is_keyed_by_the_input_files(ctx):
     second = runs.reader(cfg).lm_dir
     assert second != first and second.parent == first.parent == ctx.work / "runs" / "_lm"
     assert not (ctx.work / "runs").exists()
+
+
+def test_reading_a_run_back_needs_no_preflight(made_run, ctx, monkeypatch):
+    """The run records its LM key when it is made: with its data folder gone and preflight
+    refusing to run, the run still reads back and names the same LM folder."""
+    from kagglebert.core import config, data, runs
+
+    cfg = config.load("demo", small_run_overrides(ctx.data, ctx.model, ctx.work)[1::2])
+    where = runs.reader(cfg).lm_dir  # the data are still here: computed from them
+    assert json.loads((made_run / "inputs.json").read_text())["lm_key"] == where.name
+    shutil.rmtree(ctx.data)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("preflight ran on a read-only run")
+
+    for module, name in ((checks, "preflight"), (checks, "input_fingerprints"), (checks, "check_data"), (data, "load_competition")):
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(runs, "load_competition", refuse)
+    run = read_run(ctx.work / "runs", "demo")
+    assert run.lm_dir == where and run.lm_metrics_path == where / "lm_metrics.json"
+    assert runs.reader(cfg).lm_dir == where  # a reader of a made run: its inputs.json, no preflight
 
 
 # Runs the real CLI in a process whose first optimizer step (LM stage or training: whichever comes

@@ -93,6 +93,9 @@ class Run:
     read_only: bool = False  # opened by a reader (report, blend, predict): nothing is written
     data: CompetitionData | None = field(default=None, repr=False)  # what preflight loaded, shared by the stage
     inputs: dict | None = field(default=None, repr=False)  # inputs.json's content (fingerprints)
+    # the LM key the folder recorded when it was made (inputs.json's lm_key): set by open_run and
+    # read_run, whose cfg is the folder's own; None for a `reader` (its cfg is the caller's)
+    recorded_lm_key: str | None = field(default=None, repr=False)
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
@@ -152,8 +155,12 @@ class Run:
 
     @property
     def lm_dir(self) -> Path:
-        """This run's LM stage output (shared with every run whose LM settings and inputs agree)."""
-        if self.inputs is None:  # a reader of a run not made yet: the inputs as they are now
+        """This run's LM stage output (shared with every run whose LM settings and inputs agree).
+        A run folder records its key when it is made, so reading a run back needs no data, model
+        or preflight; only a `reader` of a run not made yet fingerprints the inputs as they are now."""
+        if self.recorded_lm_key:
+            return Path(self.cfg.run.runs_dir) / LM_STORE / self.recorded_lm_key
+        if self.inputs is None:
             self.inputs = read_inputs(self.inputs_path) if self.inputs_path.is_file() else checks.input_fingerprints(self.cfg)
         return Path(self.cfg.run.runs_dir) / LM_STORE / lm_key(self.cfg, self.inputs)
 
@@ -349,7 +356,8 @@ def open_run(cfg: Config, write: bool = True) -> Run:
     folder = run_dir(cfg.run.runs_dir, cfg.run.name)
     check_config_unchanged(folder, cfg)
     inputs = checked.inputs()
-    provisional = Run(cfg, folder, task, data=checked.data, inputs=inputs)
+    inputs["lm_key"] = key = lm_key(cfg, inputs)  # recorded: readers find the LM without a preflight
+    provisional = Run(cfg, folder, task, data=checked.data, inputs=inputs, recorded_lm_key=key)
     if cfg.lm.epochs > 0 and provisional.lm_complete():
         # the classifier starts from the LM stage's output: bind the run to those files too
         inputs["lm_output"] = checks.folder_fingerprints(provisional.lm_dir)
@@ -357,8 +365,8 @@ def open_run(cfg: Config, write: bool = True) -> Run:
     if not write:
         if not (folder / "config.toml").is_file():
             raise RunError(f"{folder}: no such run; train it first (`python -m kagglebert train` or `run`)")
-        return Run(cfg, folder, task, read_only=True, data=checked.data, inputs=merged)
-    run = Run(cfg, folder, task, data=checked.data, inputs=merged)
+        return Run(cfg, folder, task, read_only=True, data=checked.data, inputs=merged, recorded_lm_key=key)
+    run = Run(cfg, folder, task, data=checked.data, inputs=merged, recorded_lm_key=key)
     if not distributed.is_main():  # under torchrun rank 0 locks and writes; the others only read
         return run
     try:
@@ -389,7 +397,8 @@ def read_run(runs_dir: str | Path, name: str) -> Run:
     cfg.run.runs_dir = str(folder.parent)
     inputs_path = folder / "inputs.json"
     inputs = read_inputs(inputs_path) if inputs_path.is_file() else {}  # {}: made before inputs.json existed
-    return Run(cfg, folder, get_task(cfg.run.task), read_only=True, inputs=inputs)
+    # no lm_key: a folder made before keys were recorded; lm_dir then hashes the recorded inputs
+    return Run(cfg, folder, get_task(cfg.run.task), read_only=True, inputs=inputs, recorded_lm_key=inputs.get("lm_key"))
 
 
 def reader(cfg: Config) -> Run:
