@@ -31,12 +31,18 @@ LABELS = TASK.label_columns
 # oldest supported scikit-learn might move. Margin 0.006: over 3× the OOF spread, yet far below
 # what damage costs (BREAKS below).
 TFIDF_FLOORS = {"oof": 0.950, "test": 0.937}
-# MiniLM, 600 rows, 2 folds, 1 epoch (TRANSFORMER_SETTINGS), run.seed 0 / 1 / 2: see TRANSFORMER_FLOORS
+# The packaged MiniLM fine-tuned briefly: 600 rows, 2 folds, 1 epoch, 64 tokens (about a minute of
+# CPU time, 2 threads' worth, on the 2-core machine). Measured with run.seed 0 / 1 / 2:
+#   OOF 0.8881 / 0.8822 / 0.9015   test 0.8539 / 0.8436 / 0.8546
+# The gate runs seed 0 (deterministic on one machine); the spread over seeds (0.019 OOF, 0.011
+# test) is the run-to-run margin another machine or library version could move it by. Margins of
+# about 1.5× / 2× that spread: floors 0.85 OOF, 0.82 test. Damage lands well below them: the same
+# run trained less (lr 6e-5, batch 32: 10 steps per fold) scored OOF 0.716, test 0.704; BREAKS below.
 TRANSFORMER_SETTINGS = {
-    "data.max_rows": 600, "data.n_folds": 2, "train.epochs": 1, "model.max_length": 64, "model.head_tokens": 32,
-    "train.batch_size": 16, "train.lr": 1.5e-4, "train.head_lr": 3e-3,
+    "run.seed": 0, "data.max_rows": 600, "data.n_folds": 2, "train.epochs": 1, "model.max_length": 64,
+    "model.head_tokens": 32, "train.batch_size": 16, "train.lr": 1.5e-4, "train.head_lr": 3e-3,
 }
-TRANSFORMER_FLOORS = {"oof": 0.0, "test": 0.0}
+TRANSFORMER_FLOORS = {"oof": 0.85, "test": 0.82}
 
 
 def mean_column_auc(labels: pd.DataFrame, scores: pd.DataFrame) -> float:
