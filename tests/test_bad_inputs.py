@@ -713,7 +713,7 @@ def test_na_like_ids_are_ids(ctx, capsys):
 def test_a_process_launched_by_the_lock_holder_may_use_the_run(made_run, ctx, run_cli):
     """A notebook that opened a run and launches workers (torchrun, notebook_launcher) for it is
     not locked out by its own lock; any other process is (test above)."""
-    from kagglebert.core import config, runs
+    from kagglebert.core import config, locks, runs
 
     overrides = small_run_overrides(ctx.data, ctx.model, ctx.work)[1::2]  # the values after each --set
     run = runs.open_run(config.load("demo", overrides))
@@ -723,7 +723,7 @@ def test_a_process_launched_by_the_lock_holder_may_use_the_run(made_run, ctx, ru
         assert proc.returncode == 0, proc.stderr[-3000:]
     finally:
         del run
-    runs.release_locks()
+    locks.release_locks()
 
 
 def test_na_like_ids_go_through_a_whole_run(ctx, capsys):

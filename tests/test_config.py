@@ -202,7 +202,7 @@ def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path):
     ({}, {"train.lr": 1e-3, "run.device": "cpu"}, ["train.lr"]),
 ])
 def test_a_run_is_refused_only_over_keys_it_reads(before, after, changed):
-    from kagglebert.core.runs import changed_settings
+    from kagglebert.core.binding import changed_settings
 
     def build(values):
         cfg = Config()

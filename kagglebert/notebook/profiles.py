@@ -31,7 +31,8 @@ from ..core.config import Config
 from ..core.errors import ConfigError
 from ..core.paths import REPO_ROOT, attached_runs_dirs, find_data_dir, kaggle_input
 from ..core.errors import RunError
-from ..core.runs import Run, changed_settings, open_run, read_run, reader
+from ..core.binding import changed_settings
+from ..core.runs import Run, open_run, read_run, reader
 from ..core.tasks import get_task
 from ..stages import lm, pipeline, submit
 from . import environment, report
