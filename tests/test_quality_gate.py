@@ -47,7 +47,9 @@ TRANSFORMER_FLOORS = {"oof": 0.85, "test": 0.82}
 # BREAKS: the gate tried against deliberate damage (each a local edit, not kept), 2026-12-01:
 #   TF-IDF cut to 2,000 word + 2,000 char features (baselines.py):  OOF 0.9434, test 0.9350 → fails
 #   every encoder and head learning rate × 100 (engine.param_groups): OOF 0.4944, test 0.4904 → fails
-#   the loss scaled by 1e-4 before backward (engine.train_epoch):    see the report of that change
+#   the loss scaled by 1e-4 before backward (engine.train_epoch):    OOF 0.8642, test 0.8344 → PASSES:
+#     AdamW divides the gradient scale out (the damage, 0.024 OOF, is the size of the seed spread);
+#     a short run cannot tell that from another seed, so the floors do not claim to.
 
 
 def mean_column_auc(labels: pd.DataFrame, scores: pd.DataFrame) -> float:
