@@ -10,7 +10,7 @@ import logging
 import sys
 
 from .core import config as config_mod
-from .core import runs
+from .core import locks
 from .core.errors import Interrupted, KagglebertError
 from .core.leaderboard import describe
 from .analysis import ablate, blend
@@ -118,5 +118,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     finally:
-        runs.release_locks()
+        locks.release_locks()
     return 0

@@ -9,6 +9,7 @@ a handful run as real subprocesses (`python -m kagglebert`), where stderr is che
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ import pytest
 import torch
 
 from kagglebert import cli
-from kagglebert.core import checks
+from kagglebert.core import checks, config
+from kagglebert.core.tasks import JIGSAW_TOXIC_2018 as TASK
 from kagglebert.core.errors import Interrupted
 from kagglebert.core.runs import read_run
 
@@ -31,6 +33,8 @@ from conftest import cli_env, read_raw_csv, small_run_overrides
 
 # ---------------------------------------------------------------------------------------------
 # the table
+
+LABELS = TASK.label_columns
 
 
 @dataclass
@@ -278,6 +282,8 @@ CASES: dict[str, Case] = {
     "zip with two files": Case(("{data}/train.csv.zip: a zip must hold exactly one CSV file; it holds train.csv, extra.csv",),
                                zipped("train.csv", members={"train.csv": b"", "extra.csv": b"id\n1\n"})),
     "test file missing": Case(("{data}/test.csv: file not found",), remove_data("test.csv")),
+    "train file missing": Case(("{data}/train.csv: file not found",), remove_data("train.csv")),
+    "sample_submission file missing": Case(("{data}/sample_submission.csv: file not found",), remove_data("sample_submission.csv")),
     "sample_submission extra column": Case(("{data}/sample_submission.csv: row 0 (header), column 'extra': not a column of a jigsaw-toxic-2018 submission",),
                                            edit_csv("sample_submission.csv", lambda f: f.insert(7, "extra", "0.5"))),
     "sample_submission missing label": Case(("{data}/sample_submission.csv: row 0 (header), column 'threat': missing",),
@@ -301,6 +307,34 @@ CASES: dict[str, Case] = {
     "max_length above positions": Case(("model.max_length = 1024; ", "512 position embeddings"), setting("model.max_length=1024")),
     "block_size above positions": Case(("lm.block_size = 600; ", "512 position embeddings"), setting("lm.block_size=600", "lm.epochs=1")),
 }
+
+# ---- generated: every range-checked and every choice key, every required column of every file ----
+def out_of_range(key: str) -> str:
+    """A value just below `key`'s lower bound, of the key's own type."""
+    low, _, inclusive, _ = config.RANGES[key]
+    section, name = key.split(".")
+    if isinstance(getattr(getattr(config.Config(), section), name), int):
+        return str(int(low) - 1 if inclusive else int(low))
+    return repr(float(low) - 0.5 if inclusive else float(low))
+
+
+for _key, _bounds in config.RANGES.items():
+    _value = out_of_range(_key)
+    CASES[f"range: {_key}"] = Case((f"config: {_key} = {_value}; must be a finite number {config.describe_range(*_bounds)}",),
+                                   setting(f"{_key}={_value}"))
+for _key, _allowed in config.CHOICES.items():
+    CASES[f"choice: {_key}"] = Case((f"config: {_key} = 'nonsense'; choose one of {', '.join(_allowed)}",), setting(f"{_key}=nonsense"))
+REQUIRED_COLUMNS = {  # written out, not derived: a column the task adds must get its case here
+    "train.csv": ["id", "comment_text", *LABELS],
+    "test.csv": ["id", "comment_text"],
+    "sample_submission.csv": ["id", *LABELS],
+}
+for _file, _columns in REQUIRED_COLUMNS.items():
+    for _column in _columns:
+        CASES[f"missing column: {_file} {_column}"] = Case(
+            (f"{{data}}/{_file}: row 0 (header), column {_column!r}: missing",),
+            edit_csv(_file, lambda f, c=_column: f.drop(columns=c, inplace=True)))
+
 
 # a handful through a real `python -m kagglebert` process: stderr checked whole
 SUBPROCESS_CASES = ["negative lr", "model without tokenizer", "header-only test", "duplicate label header", "submit.name with ..",
@@ -386,8 +420,24 @@ def test_bad_input_through_a_real_process(name, ctx, run_cli):
     assert snapshot(ctx.work) == before
 
 
-def test_there_are_enough_cases():
-    assert len(CASES) >= 45
+def test_every_setting_file_and_column_has_a_case():
+    """Every case runs through one of the two tests above (one error line naming the input, exit 2,
+    nothing written), and together they cover every checked setting, file and column."""
+    assert {name for name, case in CASES.items() if case.in_process} | set(SUBPROCESS_CASES) == set(CASES)
+    assert all(case.expect and all(case.expect) for case in CASES.values())
+    named = "\n".join(" ".join(case.expect) for case in CASES.values())
+    keys = [*config.RANGES, *config.CHOICES, *config.PLAIN_NAME_KEYS, "run.device", "run.task", "data.n_folds",
+            "data.max_rows", "data.dir", "train.folds", "model.name", "submit.dir", "model.max_length", "lm.block_size"]
+    assert [key for key in keys if f"{key} = " not in named] == []
+    # the task's own columns are the ones listed above, each with a missing-column case
+    assert REQUIRED_COLUMNS["train.csv"] == [TASK.id_column, TASK.text_column, *TASK.label_columns]
+    assert REQUIRED_COLUMNS["test.csv"] == [TASK.id_column, TASK.text_column]
+    assert REQUIRED_COLUMNS["sample_submission.csv"] == [TASK.id_column, *TASK.label_columns]
+    for file in (TASK.train_file, TASK.test_file, TASK.sample_submission_file):
+        for fault in ("row 0 (header), column", "no data rows", "file not found"):
+            assert any(f"{{data}}/{file}: " in e and fault in e for case in CASES.values() for e in case.expect), (file, fault)
+    for file in ("config.json", "model.safetensors"):
+        assert f"{{model}}/{file}" in named
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,7 +713,7 @@ def test_na_like_ids_are_ids(ctx, capsys):
 def test_a_process_launched_by_the_lock_holder_may_use_the_run(made_run, ctx, run_cli):
     """A notebook that opened a run and launches workers (torchrun, notebook_launcher) for it is
     not locked out by its own lock; any other process is (test above)."""
-    from kagglebert.core import config, runs
+    from kagglebert.core import config, locks, runs
 
     overrides = small_run_overrides(ctx.data, ctx.model, ctx.work)[1::2]  # the values after each --set
     run = runs.open_run(config.load("demo", overrides))
@@ -673,7 +723,7 @@ def test_a_process_launched_by_the_lock_holder_may_use_the_run(made_run, ctx, ru
         assert proc.returncode == 0, proc.stderr[-3000:]
     finally:
         del run
-    runs.release_locks()
+    locks.release_locks()
 
 
 def test_na_like_ids_go_through_a_whole_run(ctx, capsys):
@@ -727,30 +777,69 @@ def test_the_lm_store_is_keyed_by_the_input_files(ctx):
     assert not (ctx.work / "runs").exists()
 
 
+def test_reading_a_run_back_needs_no_preflight(made_run, ctx, monkeypatch):
+    """The run records its LM key when it is made: with its data folder gone and preflight
+    refusing to run, the run still reads back and names the same LM folder."""
+    from kagglebert.core import config, data, runs
+
+    cfg = config.load("demo", small_run_overrides(ctx.data, ctx.model, ctx.work)[1::2])
+    where = runs.reader(cfg).lm_dir  # the data are still here: computed from them
+    assert json.loads((made_run / "inputs.json").read_text())["lm_key"] == where.name
+    shutil.rmtree(ctx.data)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("preflight ran on a read-only run")
+
+    for module, name in ((checks, "preflight"), (checks, "input_fingerprints"), (checks, "check_data"), (data, "load_competition")):
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(runs, "load_competition", refuse)
+    run = read_run(ctx.work / "runs", "demo")
+    assert run.lm_dir == where and run.lm_metrics_path == where / "lm_metrics.json"
+    assert runs.reader(cfg).lm_dir == where  # a reader of a made run: its inputs.json, no preflight
+
+
+# Runs the real CLI in a process whose first optimizer step (LM stage or training: whichever comes
+# first) prints a marker and then waits for a signal: the test sends SIGINT on that event, so the
+# interrupt always lands mid-stage however fast the machine is (no sleep racing the run).
+PAUSE_AT_FIRST_STEP = """
+import signal, sys
+from torch.optim.optimizer import register_optimizer_step_post_hook
+def pause(optimizer, args, kwargs):
+    if not getattr(pause, "done", False):
+        pause.done = True
+        print("kagglebert-test: first optimizer step done", file=sys.stderr, flush=True)
+        signal.pause()  # until the test's SIGINT; its KeyboardInterrupt is raised here, mid-stage
+register_optimizer_step_post_hook(pause)
+from kagglebert.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_ctrl_c_in_a_real_run_is_one_line_and_exit_130(ctx):
-    """SIGINT once EDA is done (so it lands in the LM stage or training): exit 130, the last line
-    says how to resume, no traceback."""
+    """SIGINT after the run's first optimizer step: exit 130, the last line says how to resume,
+    no traceback, and the run folder was left as a resumable run."""
     import signal
 
     args = base_args(ctx, "run", **{"lm.include_test": "false"})
-    proc = subprocess.Popen([sys.executable, "-m", "kagglebert", *map(str, args)], env=cli_env(),
+    proc = subprocess.Popen([sys.executable, "-c", PAUSE_AT_FIRST_STEP, *map(str, args)], env=cli_env(),
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines = []
     try:
         for line in proc.stderr:
             lines.append(line)
-            if line.startswith("eda: "):
-                time.sleep(0.5)
+            if line.startswith("kagglebert-test: first optimizer step done"):
                 proc.send_signal(signal.SIGINT)
                 break
         _, rest = proc.communicate(timeout=120)
     finally:
         proc.kill()
     stderr = "".join(lines) + rest
+    assert any(line.startswith("kagglebert-test:") for line in lines), stderr[-3000:]  # the event was seen
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("interrupted") and "rerun the same command to resume" in last, last
+    assert (ctx.work / "runs" / "demo" / "config.toml").is_file()
 
 
 def test_the_same_files_in_another_folder_are_the_same_run(made_run, ctx, capsys):

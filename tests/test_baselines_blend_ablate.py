@@ -136,8 +136,7 @@ def test_pooled_encoding_matches_one_text_at_a_time(tiny_model_dir, tokenizer):
     """Batched, length-sorted, padded encoding = each text alone without any padding."""
     import torch
 
-    from kagglebert.stages.baselines import encode
-    from kagglebert.core.modeling import load_encoder
+    from kagglebert.core.modeling import encode, load_encoder
     from kagglebert.core.tokenization import tokenize
 
     texts = ["short", "a much longer comment with quite a few more words in it than the others", "", "medium length text here"]

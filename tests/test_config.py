@@ -124,10 +124,11 @@ def test_replace_copies_and_checks():
 
 
 def test_notebook_profiles_load_the_bundled_configs():
-    """The full profile is configs/kaggle-bert-base.toml and the baselines take their settings from
+    """The quick profile is configs/quick.toml, the full one configs/kaggle-bert-base.toml, and the baselines take their settings from
     configs/tfidf.toml and configs/features.toml: nothing is copied, so editing a TOML changes both."""
     from kagglebert.notebook import profiles
 
+    assert profiles.profile_config("quick").to_dict() == config_mod.load("quick").to_dict()  # configs/quick.toml
     full = profiles.profile_config("full").to_dict()
     toml = config_mod.load("kaggle-bert-base").to_dict()
     toml["run"].update(name="full", progress=True)
@@ -201,7 +202,7 @@ def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path):
     ({}, {"train.lr": 1e-3, "run.device": "cpu"}, ["train.lr"]),
 ])
 def test_a_run_is_refused_only_over_keys_it_reads(before, after, changed):
-    from kagglebert.core.runs import changed_settings
+    from kagglebert.core.binding import changed_settings
 
     def build(values):
         cfg = Config()

@@ -36,10 +36,14 @@ def test_sharded_sampler_splits_batches_evenly():
 
 
 def test_helpers_are_no_ops_in_one_process(monkeypatch):
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-    assert distributed.init_from_env() is False
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    assert distributed.init_from_env() is False
+    # outside torchrun (no WORLD_SIZE, or WORLD_SIZE=1) no process group is joined
+    for world in (None, "1"):
+        if world is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", world)
+        assert distributed.init_from_env() is False
+        assert not torch.distributed.is_initialized()
     assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
     sampler = LengthBucketBatchSampler(np.arange(8), 4)
     assert distributed.shard(sampler) is sampler

@@ -120,3 +120,68 @@ def test_single_class_column_is_none_and_left_out():
     assert result["score"] == pytest.approx(expected, abs=1e-12)
     everything_one = mean_column_auc(np.ones((10, 1)), rng.random((10, 1)), ["all"])
     assert everything_one["per_label"]["all"] is None and np.isnan(everything_one["score"])
+
+
+# ---- whole-word masking on BPE and SentencePiece vocabularies (tokenizers trained here, offline) ----
+
+WORDS = "the quick brownish foxes jumped over lazily sleeping dogs while unbelievably noisy neighbours argued"
+
+
+def trained_tokenizer(kind: str, texts: list[str]):
+    """A small fast tokenizer of `kind` trained on `texts` with the `tokenizers` library: byte-level
+    BPE (RoBERTa's scheme: "Ġ" starts a word), SentencePiece Unigram (XLNet / DeBERTa-v3: "▁"), or
+    a whitespace word-level one that marks no word pieces at all."""
+    from tokenizers import ByteLevelBPETokenizer, SentencePieceUnigramTokenizer, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
+    if kind == "bpe":
+        raw = ByteLevelBPETokenizer()
+        raw.train_from_iterator(texts, vocab_size=400, min_frequency=2, special_tokens=specials, show_progress=False)
+    elif kind == "unigram":
+        raw = SentencePieceUnigramTokenizer()
+        raw.train_from_iterator(texts, vocab_size=400, special_tokens=specials, unk_token="<unk>", show_progress=False)
+    else:
+        raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
+        raw.pre_tokenizer = pre_tokenizers.Whitespace()
+        raw.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=400, special_tokens=specials, show_progress=False))
+    raw = getattr(raw, "_tokenizer", raw)
+    return PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   mask_token="<mask>", cls_token="<s>", sep_token="</s>")
+
+
+@pytest.fixture(scope="module")
+def sample_texts(sample_dir):
+    return load_competition(JIGSAW_TOXIC_2018, str(sample_dir)).train_texts
+
+
+@pytest.mark.parametrize("kind, marker", [("bpe", "\u0120"), ("unigram", "\u2581")])
+def test_whole_word_masking_on_bpe_and_sentencepiece(kind, marker, sample_texts):
+    """Words as the fast tokenizer's own word_ids() see them (letters only, one space between):
+    every piece of a word is chosen with it or not at all, and words do get masked."""
+    from kagglebert.core.batching import word_marker
+
+    tok = trained_tokenizer(kind, sample_texts)
+    assert word_marker(tok) == marker
+    encoding = tok(WORDS, add_special_tokens=False)
+    ids, word_ids = encoding["input_ids"], encoding.word_ids()
+    assert len(ids) > len(WORDS.split()) + 3  # a small vocabulary: several words come in pieces
+    block = np.array([[tok.cls_token_id, *ids, tok.sep_token_id]] * 400, dtype=np.int32)  # 400 draws of one text
+    collate = MaskingCollator(block, tok, probability=0.3, whole_word_mask=True, seed=0)
+    chosen = (collate(list(range(len(block))))["labels"] != -100).numpy()[:, 1:-1]
+    for word in set(word_ids):
+        columns = [i for i, w in enumerate(word_ids) if w == word]
+        assert (chosen[:, columns] == chosen[:, columns[:1]]).all(), (kind, word)  # all pieces or none
+    assert 0.2 < chosen.mean() < 0.4
+    # per-token masking (the old fallback for these vocabularies) splits words: this test would see it
+    split = (MaskingCollator(block, tok, probability=0.3, seed=0)(list(range(len(block))))["labels"] != -100).numpy()[:, 1:-1]
+    multi = [[i for i, w in enumerate(word_ids) if w == word] for word in set(word_ids)]
+    assert any((split[:, c] != split[:, c[:1]]).any() for c in multi if len(c) > 1)
+
+
+def test_whole_word_masking_refuses_a_tokenizer_without_word_marks(sample_texts):
+    tok = trained_tokenizer("wordlevel", sample_texts)
+    block = np.array([[tok.cls_token_id, *tok(WORDS, add_special_tokens=False)["input_ids"], tok.sep_token_id]], dtype=np.int32)
+    with pytest.raises(ValueError, match="lm.whole_word_mask = true: the tokenizer marks no words .*set lm.whole_word_mask = false"):
+        MaskingCollator(block, tok, whole_word_mask=True)
+    MaskingCollator(block, tok, whole_word_mask=False)  # per-token masking needs no marks

@@ -305,7 +305,7 @@ def test_profile_mistakes_are_config_errors(monkeypatch):
 
 def test_the_two_arms_differ_only_in_the_lm_stage(monkeypatch):
     from kagglebert.notebook import profiles
-    from kagglebert.core.runs import flat
+    from kagglebert.core.binding import flat
 
     monkeypatch.delenv("KAGGLEBERT_PROFILE", raising=False)
     monkeypatch.delenv("KAGGLEBERT_OVERRIDES", raising=False)

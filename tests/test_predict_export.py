@@ -70,6 +70,28 @@ def test_predict_on_the_test_file_equals_the_runs_own_predictions(trained, run_c
         assert difference <= tolerance, f"{dtype}: largest difference {difference}"
 
 
+def test_load_run_reads_the_run_without_its_data_or_a_preflight(trained, sample_dir, tmp_path, monkeypatch):
+    """A copy of the run folder, read with preflight and the data reader refusing to run: the run
+    binds nothing to its data at read time, and predicts its own test rows."""
+    import kagglebert
+    from kagglebert.core import checks, data, runs
+
+    runs_dir, name = trained("fp32")
+    copy = tmp_path / "elsewhere" / name
+    shutil.copytree(runs_dir / name, copy)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("preflight ran on a read-only run")
+
+    for module, attr in ((checks, "preflight"), (checks, "input_fingerprints"), (data, "load_competition"), (runs, "load_competition")):
+        monkeypatch.setattr(module, attr, refuse)
+    own = read_pred(copy / "test_pred.csv").head(20)
+    texts = read_raw_csv(sample_dir / "test.csv").set_index("id").loc[own["id"], "comment_text"].tolist()
+    model = kagglebert.load_run(copy)
+    np.testing.assert_allclose(model.predict(texts)[LABELS].to_numpy(), own[LABELS].to_numpy(), atol=2e-6)
+    assert model.run.lm_dir == tmp_path / "elsewhere" / "_lm" / json.loads((copy / "inputs.json").read_text())["lm_key"]
+
+
 def run_in_process(capsys, *args) -> tuple[int, str, str]:
     """The CLI's own `main` in this process (the bad-input cases: no interpreter start per case)."""
     from kagglebert.cli import main

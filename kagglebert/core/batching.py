@@ -86,13 +86,41 @@ def pack_blocks(tokens: TokenizedTexts, block_size: int, cls_id: int, sep_id: in
     return np.concatenate([cls, blocks, sep], axis=1)
 
 
+# How a vocabulary marks words: WordPiece continues one with "##" (BERT, MiniLM, ELECTRA);
+# byte-level BPE starts one with "Ġ" (RoBERTa, GPT-2, Longformer); SentencePiece with "▁" (XLNet,
+# DeBERTa-v2/v3, ALBERT, XLM-R). marker → whether it marks a word's start (else a continuation)
+WORD_MARKERS = {"##": False, "\u0120": True, "\u2581": True}
+MIN_MARKED_SHARE = 0.05  # a scheme's marker on fewer tokens than this is incidental (RoBERTa has a "##" token)
+
+
+def word_marker(tokenizer) -> str | None:
+    """The marker `tokenizer`'s vocabulary uses for words ("##", "Ġ" or "▁"), or None."""
+    tokens = [t or "" for t in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+    counts = {m: sum(t.startswith(m) and len(t) > len(m) for t in tokens) for m in WORD_MARKERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] >= MIN_MARKED_SHARE * len(tokens) else None
+
+
+def word_starts(tokenizer) -> torch.Tensor:
+    """Per token id (computed once, not per batch): does this token start a word?"""
+    marker = word_marker(tokenizer)
+    if marker is None:
+        raise ValueError(
+            "lm.whole_word_mask = true: the tokenizer marks no words in a way kagglebert reads (WordPiece '##', "
+            "byte-level BPE 'Ġ', SentencePiece '▁'); set lm.whole_word_mask = false")
+    tokens = [t or "" for t in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+    return torch.tensor([t.startswith(marker) == WORD_MARKERS[marker] for t in tokens])
+
+
 class MaskingCollator:
     """Block indices → BERT masking: `probability` of the (non-special) tokens are chosen, of
     those 80% become [MASK], 10% a random token, 10% stay; labels are -100 elsewhere.
 
-    With `whole_word_mask`, a WordPiece word (a token plus its `##` continuations) is chosen or
-    left as a whole. The generator is reseeded by `set_epoch`, so each epoch draws a fresh mask and
-    a fixed seed gives a fixed held-out mask for perplexity.
+    With `whole_word_mask`, a word is chosen or left as a whole: its pieces as the vocabulary marks
+    them (`word_marker`: WordPiece "##" continuations, BPE "Ġ" or SentencePiece "▁" starts), a
+    text's first piece (after a special token) always starting one; a tokenizer with no known
+    marker is refused. The generator is reseeded by `set_epoch`, so each epoch draws a fresh mask
+    and a fixed seed gives a fixed held-out mask for perplexity.
     """
 
     def __init__(self, blocks: np.ndarray, tokenizer, probability: float = 0.15, whole_word_mask: bool = False, seed: int = 0):
@@ -105,10 +133,9 @@ class MaskingCollator:
         special = torch.zeros(max(self.vocab_size, int(self.blocks.max()) + 1 if self.blocks.numel() else 1), dtype=torch.bool)
         special[list(tokenizer.all_special_ids)] = True
         self.special = special
-        self.continuation = None
+        self.starts = None
         if whole_word_mask:
-            vocab = tokenizer.convert_ids_to_tokens(list(range(self.vocab_size)))
-            self.continuation = torch.tensor([t is not None and t.startswith("##") for t in vocab] + [False] * (len(special) - self.vocab_size))
+            self.starts = torch.cat([word_starts(tokenizer), torch.ones(len(special) - self.vocab_size, dtype=torch.bool)])
         self.seed = seed
         self.set_epoch(0)
 
@@ -120,11 +147,14 @@ class MaskingCollator:
         labels = input_ids.clone()
         g = self.generator
         maskable = ~self.special[input_ids]
-        if self.continuation is None:
+        if self.starts is None:
             chosen = torch.rand(input_ids.shape, generator=g) < self.probability
         else:
-            # word index of every token: a new word starts at each non-"##" token
-            word = torch.cumsum(~self.continuation[input_ids], dim=1) - 1
+            # word index of every token: a word starts at a marked start, at a special token and
+            # right after one (a text's first piece carries no "Ġ" / "▁")
+            starts = self.starts[input_ids] | self.special[input_ids]
+            starts[:, 1:] |= self.special[input_ids[:, :-1]]
+            word = torch.cumsum(starts, dim=1) - 1
             word_chosen = torch.rand(input_ids.shape, generator=g) < self.probability
             chosen = torch.gather(word_chosen, 1, word.clamp(min=0))
         chosen &= maskable

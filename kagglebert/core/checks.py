@@ -105,6 +105,7 @@ class ModelCheck:
     vocab_size: int
     max_positions: int | None  # usable sequence length; None when the architecture has no limit
     files: dict[str, str] = field(default_factory=dict)  # file name → sha256 (a hub id: the config's hash)
+    word_marker: str | None = None  # how its tokenizer marks words (batching.word_marker): whole-word masking needs one
 
 
 def usable_positions(model_config) -> int | None:
@@ -184,7 +185,9 @@ def check_model_folder(name: str, folder: Path) -> ModelCheck:
     if not isinstance(vocab_size, int):
         raise ConfigError(f"{folder / 'config.json'}: no vocab_size")
     _check_tokenizer_fits(label, tokenizer, vocab_size)
-    return ModelCheck(name, str(folder), vocab_size, usable_positions(model_config), folder_fingerprints(folder))
+    from .batching import word_marker
+
+    return ModelCheck(name, str(folder), vocab_size, usable_positions(model_config), folder_fingerprints(folder), word_marker(tokenizer))
 
 
 def looks_like_a_path(name: str) -> bool:
@@ -223,7 +226,9 @@ def check_hub_model(name: str) -> ModelCheck:
         ) from None
     _check_tokenizer_fits(f"model.name = {name!r}", tokenizer, model_config.vocab_size)
     digest = hashlib.sha256(model_config.to_json_string().encode()).hexdigest()
-    return ModelCheck(name, name, model_config.vocab_size, usable_positions(model_config), {"config (hub)": digest})
+    from .batching import word_marker
+
+    return ModelCheck(name, name, model_config.vocab_size, usable_positions(model_config), {"config (hub)": digest}, word_marker(tokenizer))
 
 
 _models: dict[tuple, ModelCheck] = {}
@@ -251,6 +256,9 @@ def check_model(cfg: Config) -> ModelCheck:
             raise ConfigError(f"config: model.max_length = {cfg.model.max_length}; {name} has {check.max_positions} position embeddings: use at most {check.max_positions}")
         if cfg.lm.epochs > 0 and cfg.lm.block_size > check.max_positions:
             raise ConfigError(f"config: lm.block_size = {cfg.lm.block_size}; {name} has {check.max_positions} position embeddings: use at most {check.max_positions}")
+    if cfg.lm.epochs > 0 and cfg.lm.whole_word_mask and check.word_marker is None:
+        raise ConfigError(f"config: lm.whole_word_mask = true; the tokenizer of {name} marks no words in a way kagglebert reads "
+                          f"(WordPiece '##', byte-level BPE '\u0120', SentencePiece '\u2581'): set lm.whole_word_mask = false")
     return check
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from . import distributed
 from .batching import PadCollator, sorted_batches
-from .engine import autocast, move
+from .engine import ProgressBar, autocast, move
 from .tokenization import TokenizedTexts, quiet_transformers
 
 log = logging.getLogger("kagglebert")
@@ -29,12 +29,17 @@ class Classifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:  # mean over real tokens: what sentence-embedding checkpoints such as MiniLM were trained for
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(self.dropout(pooled))
+        return self.head(self.dropout(pool(hidden, attention_mask, self.pooling)))
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per text: the [CLS] position (`cls`), or the mean over real tokens (`mean`: what
+    sentence-embedding checkpoints such as MiniLM were trained for). The classifier and the frozen
+    features baseline both pool here."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 def load_encoder(model_path: str, *, require_all_weights: bool = False) -> nn.Module:
@@ -99,19 +104,38 @@ def predict(model: Classifier, tokens: TokenizedTexts, pad_id: int, batch_size: 
     return distributed.gather_rows(local, mine, len(tokens))
 
 
-@torch.no_grad()
 def predict_rows(model: Classifier, tokens: TokenizedTexts, pad_id: int, batch_size: int, device: torch.device, precision: str, pad_multiple: int = 8) -> np.ndarray:
-    """`predict` in this process alone; batches sorted by length (little padding)."""
+    """`predict` in this process alone."""
     model.eval()
+    return sorted_inference(lambda batch: model(batch["input_ids"], batch["attention_mask"]),
+                            lambda logits, batch: torch.sigmoid(logits), model.head.out_features,
+                            tokens, pad_id, batch_size, device, precision, pad_multiple)
+
+
+def encode(encoder: nn.Module, tokens: TokenizedTexts, pad_id: int, pooling: str, batch_size: int,
+           device: torch.device, precision: str, pad_multiple: int = 8, progress: bool = False) -> np.ndarray:
+    """One pooled vector per text from a bare encoder (the frozen features baseline), in the texts'
+    order; pooled as `Classifier` pools."""
+    encoder.eval()
+    return sorted_inference(lambda batch: encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state,
+                            lambda hidden, batch: pool(hidden, batch["attention_mask"], pooling), encoder.config.hidden_size,
+                            tokens, pad_id, batch_size, device, precision, pad_multiple, progress, "encode")
+
+
+@torch.no_grad()
+def sorted_inference(forward, finish, width: int, tokens: TokenizedTexts, pad_id: int, batch_size: int, device: torch.device,
+                     precision: str, pad_multiple: int = 8, progress: bool = False, desc: str = "predict") -> np.ndarray:
+    """The one no-grad inference loop: batches sorted by length (little padding), `forward(batch)`
+    under the precision's autocast, `finish(output in fp32, batch)` → (rows, width), rows back in
+    their original order."""
     collate = PadCollator(tokens, pad_id, pad_multiple=pad_multiple)
-    out = np.zeros((len(tokens), model.head.out_features), dtype=np.float32)
-    batches = sorted_batches(tokens.lengths, batch_size)
+    out = np.zeros((len(tokens), width), dtype=np.float32)
     pending = []  # (rows, device tensor): copied back once at the end, not once per batch
-    for rows in batches:
+    for rows in ProgressBar(sorted_batches(tokens.lengths, batch_size), desc=desc, disable=not progress, leave=False):
         batch = move(collate(rows), device)
         with autocast(device, precision):
-            logits = model(batch["input_ids"], batch["attention_mask"])
-        pending.append((rows, torch.sigmoid(logits.float())))
-    for rows, probs in pending:
-        out[rows] = probs.cpu().numpy()
+            output = forward(batch)
+        pending.append((rows, finish(output.float(), batch)))
+    for rows, values in pending:
+        out[rows] = values.cpu().numpy()
     return out

@@ -31,7 +31,8 @@ from ..core.config import Config
 from ..core.errors import ConfigError
 from ..core.paths import attached_runs_dirs, find_data_dir, platform, working_dir
 from ..core.errors import RunError
-from ..core.runs import Run, changed_settings, open_run, read_run, reader
+from ..core.binding import changed_settings
+from ..core.runs import Run, open_run, read_run, reader
 from ..core.tasks import get_task
 from ..stages import lm, pipeline, submit
 from . import environment, report
@@ -41,29 +42,19 @@ log = logging.getLogger("kagglebert")
 PROFILE_ENV = "KAGGLEBERT_PROFILE"
 OVERRIDES_ENV = "KAGGLEBERT_OVERRIDES"
 
-PROFILES: dict[str, dict] = {
-    "quick": {
-        "run": {"name": "quick", "progress": False},
-        "data": {"max_rows": 1500, "n_folds": 3},
-        "model": {"name": "packaged-minilm", "max_length": 128, "truncation": "head+tail", "head_tokens": 64,
-                  "pooling": "mean"},  # MiniLM was trained as a mean-pooled sentence encoder
-        # log_every 1: every step's loss is recorded, so a short CPU run's loss curves have a point per step
-        "lm": {"epochs": 1, "block_size": 128, "batch_size": 32, "lr": 1e-4, "log_every": 1},
-        "train": {"epochs": 2, "batch_size": 32, "lr": 6e-5, "head_lr": 1e-3, "layer_decay": 0.95,
-                  "warmup_ratio": 0.06, "schedule": "linear", "pos_weight_power": 0.5, "log_every": 1},
-    },
+# each profile is a bundled config (kagglebert/configs/<name>.toml), loaded like any --config
+PROFILE_CONFIGS = {
+    "quick": "quick",  # the notebooks' CPU recipe
+    "full": "kaggle-bert-base",  # GPU settings, the competition's files, never the sample
 }
-# the full profile IS the bundled config (GPU settings, the competition's files, never the sample)
-FULL_PROFILE_CONFIG = "kaggle-bert-base"
-PROFILE_NAMES = ("quick", "full")
+PROFILE_NAMES = tuple(PROFILE_CONFIGS)
 
 
 def profile_config(name: str) -> Config:
-    """The quick profile is the notebooks' own CPU recipe; the full one loads configs/kaggle-bert-base.toml
-    (run name `full`, progress bars on)."""
-    if name == "quick":
-        return config_mod.from_dict(PROFILES["quick"], source="profile quick")
-    return config_mod.load(FULL_PROFILE_CONFIG).replace(run={"name": "full", "progress": True})
+    """The profile's bundled config: configs/quick.toml as it is; configs/kaggle-bert-base.toml
+    with run name `full` and progress bars on."""
+    cfg = config_mod.load(PROFILE_CONFIGS[name])
+    return cfg.replace(run={"name": "full", "progress": True}) if name == "full" else cfg
 
 
 where = platform  # 'kaggle' | 'colab' | 'local' (core/paths.platform), printed by every notebook

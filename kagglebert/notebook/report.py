@@ -16,7 +16,7 @@ from ..core.data import read_predictions
 from ..core.runs import open_run, reader
 from ..core.tasks import get_task
 from ..stages.submit import leaderboard_scores, run_leaderboard, short_of_competition
-from ..stages.train import CHANCE_AUC, likely_fixes, near_chance
+from ..core.advice import CHANCE_AUC, likely_fixes, near_chance
 
 
 def _fold_file(cfg: Config, fold: int, kind: str):

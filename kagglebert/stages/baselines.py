@@ -22,20 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ..core.batching import PadCollator, sorted_batches
 from ..core.data import CompetitionData
-from ..core.engine import ProgressBar, autocast, move, resolve_device, resolve_precision, seed_everything
+from ..core.engine import resolve_device, resolve_precision, seed_everything
 from ..core.errors import ConfigError
 from ..core.linear import LinearHeads, save_vectorizers, tfidf_transform
-from ..core.modeling import load_encoder
+from ..core.modeling import encode, load_encoder
 from ..core.paths import cache_dir
 from ..core.atomic import write_atomic
 from ..core.runs import Run
-from ..core.tokenization import TokenizedTexts, load_tokenizer, tokenize
+from ..core.tokenization import load_tokenizer, tokenize
 from .kfold import save_fold, start_checkpoint
 
 log = logging.getLogger("kagglebert")
@@ -73,31 +71,6 @@ def tfidf_matrices(train_texts: list[str], test_texts: list[str]):
             vectorizer.fit(corpus)
     # transform, not fit_transform's matrix: the very computation `predict` repeats on new texts
     return tfidf_transform(vectorizers, train_texts), tfidf_transform(vectorizers, test_texts), vectorizers
-
-
-@torch.no_grad()
-def encode(encoder: torch.nn.Module, tokens: TokenizedTexts, pad_id: int, pooling: str, batch_size: int,
-           device: torch.device, precision: str, pad_multiple: int = 8, progress: bool = False) -> np.ndarray:
-    """One pooled vector per text, in the texts' order. Batches are sorted by length (little
-    padding); pooling matches `modeling.Classifier` (mean over real tokens, or [CLS])."""
-    encoder.eval()
-    collate = PadCollator(tokens, pad_id, pad_multiple=pad_multiple)
-    out = np.zeros((len(tokens), encoder.config.hidden_size), dtype=np.float32)
-    pending = []  # (rows, device tensor): copied back once at the end, not once per batch
-    for rows in ProgressBar(sorted_batches(tokens.lengths, batch_size), desc="encode", disable=not progress, leave=False):
-        batch = move(collate(rows), device)
-        with autocast(device, precision):
-            hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        hidden = hidden.float()
-        if pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pending.append((rows, pooled))
-    for rows, pooled in pending:
-        out[rows] = pooled.cpu().numpy()
-    return out
 
 
 def embeddings_path(run: Run, split: str) -> Path:

@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from ..core import distributed
+from ..core.advice import CHANCE_AUC, likely_fixes, near_chance
 from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.batching import LengthBucketBatchSampler, PadCollator
 from ..core.checkpoint import save_classifier
@@ -184,40 +185,6 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
                       {**result["record"], "wall_seconds": time.perf_counter() - began})
             shutil.rmtree(run.fold_resume_dir(fold), ignore_errors=True)  # the fold is complete: its checkpoint goes
         distributed.barrier()
-
-
-CHANCE_AUC = 0.5  # the ROC AUC of a random ranking
-NEAR_CHANCE_MARGIN = 0.1  # a transformer below 0.6 on these labels learned next to nothing: something is broken
-def likely_fixes(cfg: Config) -> str:
-    """What to change in `cfg` when its transformer scores near chance or below a baseline: only
-    the settings that differ from the recipe that works on these labels, each with its value now."""
-    train, model = cfg.train, cfg.model
-    fixes = []
-    if cfg.data.max_rows:
-        fixes.append(f"more rows (data.max_rows = {cfg.data.max_rows} now: a subsample this small is noisy and "
-                     "favours the baselines; judge the recipe on the full data)")
-    if train.epochs < 2:
-        fixes.append(f"at least 2 epochs (train.epochs = {train.epochs} now)")
-    if model.pooling != "mean":
-        fixes.append(f"mean pooling for sentence encoders such as MiniLM (model.pooling = {model.pooling!r} now)")
-    if not 2e-5 <= train.lr <= 6e-5:
-        fixes.append(f"encoder lr 2e-5–6e-5 (train.lr = {train.lr:g} now)")
-    if train.head_lr < 5e-4:
-        fixes.append(f"a fresh head at about 1e-3 (train.head_lr = {train.head_lr:g} now)")
-    if train.pos_weight_power == 0:
-        fixes.append("rare labels weighted (train.pos_weight_power = 0.5)")
-    if model.truncation == "head":
-        fixes.append(f"head+tail truncation (model.truncation = 'head' now; model.max_length = {model.max_length})")
-    if cfg.lm.epochs > 0:
-        fixes.append(f"if only this ITPT arm is weak, its LM stage (lm.head_lr = {cfg.lm.head_lr:g} for a fresh MLM head; "
-                     f"fewer than lm.epochs = {cfg.lm.epochs})")
-    if not fixes:
-        return "the settings follow the recipe that works here: check the data (label and text columns) and the loss curve"
-    return "likely fixes: " + "; ".join(fixes)
-
-
-def near_chance(score: float) -> bool:
-    return score < CHANCE_AUC + NEAR_CHANCE_MARGIN
 
 
 def log_score(run: Run, metrics: dict, verb: str) -> None:

@@ -21,10 +21,9 @@ from ...core.atomic import read_json
 from ...core.engine import resolve_precision
 from ...core.errors import RunError
 from ...core.linear import LinearHeads, load_vectorizers, tfidf_transform
-from ...core.modeling import load_encoder
+from ...core.modeling import encode, load_encoder
 from ...core.runs import Run
 from ...core.tokenization import load_tokenizer, tokenize
-from ..baselines import encode
 from ..kfold import start_checkpoint
 from .common import ServedRun
 from .transformer import check_finished
