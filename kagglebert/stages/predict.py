@@ -41,7 +41,7 @@ from ..core.checkpoint import load_classifier, read_meta
 from ..core.config import Config
 from ..core.data import check_test_ids, check_unique_ids, find_file, read_csv
 from ..core.engine import resolve_device, resolve_precision
-from ..core.paths import BUNDLED_SAMPLE, find_data_dir, kaggle_input
+from ..core.paths import SAMPLE_DATA, find_data_dir, kaggle_input
 from ..core.errors import ConfigError, DataError, RunError
 from ..core.modeling import Classifier, predict as model_probabilities
 from ..core.runs import Run, read_run
@@ -246,7 +246,7 @@ def sample_submission_for(inputs: InputTexts, run: Run) -> tuple[Path, pd.DataFr
     for candidate in (inputs.path.parent / task.sample_submission_file, inputs.path.parent / f"{task.sample_submission_file}.zip"):
         if candidate.is_file():
             sample = read_csv(candidate)
-            missing = [c for c in (task.id_column, *task.label_columns) if c not in sample.columns]
+            missing = [c for c in (task.id_column, *task.submission_names) if c not in sample.columns]
             if missing:
                 raise DataError(f"{candidate}: row 0 (header), column {missing[0]!r}: missing (found: {', '.join(sample.columns)})")
             check_test_ids(inputs.frame, inputs.path, sample, candidate, task.id_column)
@@ -336,7 +336,7 @@ def score_inputs(model: TrainedRun, inputs: InputTexts, found: tuple[Path, pd.Da
     frame = build_submission(frame, inputs.path, sample, task)
     reused = write_new(frame, out_path)  # the submit stage's writer: same format, same refusal
     # a sample run: the bundled sample's test file, or any test file whose rows are not the competition's
-    sample_run = inputs.path.resolve().is_relative_to(BUNDLED_SAMPLE.resolve()) or short_of_competition(len(frame), task)
+    sample_run = inputs.path.resolve().is_relative_to(SAMPLE_DATA.resolve()) or short_of_competition(len(frame), task)
     message = f"kagglebert {run.dir.name} (predict{', ' + SAMPLE_RUN_NOTE if sample_run else ''})"
     command = kaggle_command(task.competition_slug, out_path, message)
     return Prediction(out_path, frame, reused, seconds, Submission(out_path, frame, reused, command, sample_run), sample_path, task.test_rows)
