@@ -249,3 +249,44 @@ def test_bad_2019_train_cells_are_one_line(data_dir, tmp_path, run_cli, column, 
     assert done.stderr.strip().splitlines()[-1].endswith(f"train.csv: row 7, {message}")
     assert "Traceback" not in done.stderr
     assert not work.exists()
+
+
+# ---- the notebooks with TASK = "jigsaw-bias-2019" ----
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem, figures", [("01_eda", 5), ("04_submission", 4)])
+def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tmp_path, monkeypatch):
+    """Notebooks 1 and 4 top to bottom with KAGGLEBERT_TASK (the first cell's TASK) on the 2019
+    slice: 1 shows the soft target and the identity toxicity rates, 4 the per-identity bias AUCs
+    and a submission in the 2019 format."""
+    import shlex
+
+    import jupytext
+    from nbclient import NotebookClient
+
+    from kagglebert.core.paths import REPO_ROOT
+    from test_notebooks import outputs_text, python_kernel_name
+
+    values = {"data.dir": data_dir, "model.name": tiny_model_dir, "data.max_rows": 0, "data.n_folds": 2, "train.epochs": 1,
+              "lm.epochs": 1, "lm.include_test": "false", "model.max_length": 64,
+              "run.runs_dir": tmp_path / "runs", "submit.dir": tmp_path / "submissions"}
+    monkeypatch.setenv("KAGGLEBERT_PROFILE", "quick")
+    monkeypatch.setenv("KAGGLEBERT_TASK", "jigsaw-bias-2019")
+    monkeypatch.setenv("KAGGLEBERT_OVERRIDES", " ".join(shlex.quote(f"{k}={v}") for k, v in values.items()))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore",
+                           OMP_NUM_THREADS="1").items():
+        monkeypatch.setenv(key, value)
+    notebook = jupytext.read(REPO_ROOT / "notebooks" / f"{stem}.py")
+    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for c in code for o in c.outputs) == figures
+    text = outputs_text(notebook)
+    assert "2018:" not in text  # the 2019 cells drew their figures
+    if stem == "01_eda":
+        assert (tmp_path / "runs" / "quick-bias" / "eda" / "identities.csv").is_file()
+    else:
+        submission = pd.read_csv(tmp_path / "submissions" / "quick-bias-itpt.csv")
+        assert list(submission.columns) == ["id", "prediction"] and len(submission) == TEST_ROWS
+        assert "jigsaw-unintended-bias-in-toxicity-classification" in text
