@@ -83,12 +83,15 @@ class TaskSpec:
     def submission_names(self) -> list[str]:
         return list(self.submission_columns or self.label_columns)
 
-    def stratify_targets(self, train: pd.DataFrame) -> np.ndarray:
-        """Binary matrix the folds (and data.max_rows subsamples) are stratified on: each label
-        binarised; with identity columns, the four (toxic, mentions a scored identity) classes."""
-        if self.score_columns:
-            return bias.stratify_classes(train[self.label_columns[0]].to_numpy(), train[self.score_columns].to_numpy(np.float64))
-        return (train[self.label_columns].to_numpy() >= 0.5).astype(np.int64)
+    def stratify_targets(self, train: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Binary matrix the folds (and data.max_rows subsamples) are stratified on, from the train
+        frame: each label binarised; for a task with identities (2019) the four (toxic, mentions a
+        scored identity) classes. Given only the label matrix: each label binarised."""
+        if isinstance(train, pd.DataFrame):
+            if self.score_columns:
+                return bias.stratify_classes(train[self.label_columns[0]].to_numpy(), train[self.score_columns].to_numpy(np.float64))
+            train = train[self.label_columns].to_numpy()
+        return (np.asarray(train) >= 0.5).astype(np.int64)
 
 
 JIGSAW_TOXIC_2018 = TaskSpec(
