@@ -147,8 +147,9 @@ def _long_row_error(path: Path, header: list[str], found: tuple[int, int]) -> Da
 def read_table(path: Path, columns: list[str] | None = None) -> tuple[pd.DataFrame, str]:
     """(every cell as a string, sha256 of the file's bytes). One-line DataError for an unreadable
     file, a corrupt zip, a repeated header name, bytes that are not UTF-8 (naming row and column)
-    and rows that do not parse. `columns`: keep only these (the others are never held in memory;
-    a missing one is left to `require_columns`)."""
+    and rows that do not parse. `columns`: keep only these once the file is parsed (a missing one
+    is left to `require_columns`). Not pandas' `usecols`: it silently accepts a row with more
+    fields than the header (a stray comma), which must stay an error."""
     path = Path(path)
     raw = read_bytes(path)
     digest = hashlib.sha256(raw).hexdigest()
@@ -166,8 +167,7 @@ def read_table(path: Path, columns: list[str] | None = None) -> tuple[pd.DataFra
             # warning becomes an error here
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_filter=False, index_col=False,
-                                encoding="utf-8", encoding_errors="surrogateescape",
-                                usecols=None if columns is None else (lambda name: name in set(columns)))
+                                encoding="utf-8", encoding_errors="surrogateescape")
     except pd.errors.ParserWarning:
         found = _first_long_row(body, header)
         if found is None:
@@ -180,7 +180,10 @@ def read_table(path: Path, columns: list[str] | None = None) -> tuple[pd.DataFra
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
     if not valid:
-        raise _first_undecodable(frame, [h for h in header if columns is None or h in columns], path)
+        raise _first_undecodable(frame, header, path)
+    if columns is not None:
+        wanted = set(columns)
+        frame = frame[[c for c in frame.columns if c in wanted]]  # the 2019 metadata columns are not kept
     return frame, digest
 
 
