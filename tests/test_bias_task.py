@@ -179,6 +179,7 @@ def test_baselines_blend_and_ablate(bias_run, work, data_dir, tiny_model_dir, ru
     assert done.returncode == 0, done.stderr[-3000:]
     blended = json.loads((work / "runs" / "bias-blend" / "metrics.json").read_text())
     assert blended["metric"] == "bias AUC" and np.isfinite(blended["oof_auc"])
+    assert set(blended["per_identity"]) == set(bias.SCORED_IDENTITIES)
     assert list(pd.read_csv(work / "submissions" / "bias-blend.csv").columns) == ["id", "prediction"]
 
     done = run_cli("ablate", "--config", "bias-demo", "--lm-epochs", "0", "1", *overrides(data_dir, work, tiny_model_dir, **{"run.name": "bias-ablate"}))

@@ -268,6 +268,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         "oof_auc_nested": nested,  # weights chosen without the scored fold; None for rank (nothing chosen)
         "fold_auc": fold_auc,
         "per_label_auc": scored["per_label"],
+        **{key: scored[key] for key in ("overall_auc", "power_means", "per_identity") if key in scored},  # 2019: the bias table
         "member_oof_auc": {n: s["score"] for n, s in member_scores.items()},
         "member_per_label_auc": {n: s["per_label"] for n, s in member_scores.items()},
         "train_rows": len(train_ids),
