@@ -29,13 +29,15 @@
 # `PROFILE` picks the settings: `"quick"` (the bundled sample and the packaged MiniLM: minutes on a
 # CPU) or `"full"` (the competition data and `bert-base-uncased`: needs a GPU). The environment
 # variables `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
-# override it without editing the notebook.
+# override it without editing the notebook. `TASK` picks the competition: the 2018 Toxic Comment
+# Classification or the 2019 Unintended Bias one (`KAGGLEBERT_TASK` overrides it).
 
 # %%
 # Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
 # requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
 KAGGLEBERT_PIP_SOURCE = ""
 PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+TASK = "jigsaw-toxic-2018"  # or "jigsaw-bias-2019" (Unintended Bias; offline its sample is a synthetic fixture)
 
 import glob
 import importlib
@@ -83,7 +85,7 @@ from kagglebert.core import config
 from kagglebert.stages import eda
 from kagglebert.notebook import plots, profiles, report
 
-cfg = profiles.load(PROFILE)
+cfg = profiles.load(PROFILE, task=TASK)
 print(f"environment: {profiles.where()}; data: {profiles.data_dir(cfg)}")
 print(config.dumps(cfg))
 
@@ -105,6 +107,19 @@ report.summary_table(result.summary, keys=("rows", "share", "data_dir"))
 
 # %%
 plots.label_prevalence(result.prevalence, result.summary["label_share_vs_competition"])
+
+# %% [markdown]
+# ## The 2019 task: soft target and identities
+# With `TASK = "jigsaw-bias-2019"` the label is a rater share (toxic when >= 0.5), and the
+# comments mentioning an identity are toxic far more often than the others: a model learns the
+# identity word as a toxicity cue, which the competition's bias AUC punishes (its BPSN term ranks
+# an identity's clean comments against the other toxic ones). The 2018 task has neither table.
+
+# %%
+plots.target_distribution(result.target_distribution) if result.target_distribution is not None else "2018: binary labels"
+
+# %%
+plots.identity_toxicity(result.identities) if result.identities is not None else "2018: no identity columns"
 
 # %% [markdown]
 # ## Label co-occurrence

@@ -29,13 +29,15 @@
 # `PROFILE` picks the settings: `"quick"` (the bundled sample and the packaged MiniLM: minutes on a
 # CPU) or `"full"` (the competition data and `bert-base-uncased`: needs a GPU). The environment
 # variables `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
-# override it without editing the notebook.
+# override it without editing the notebook. `TASK` picks the competition: the 2018 Toxic Comment
+# Classification or the 2019 Unintended Bias one (`KAGGLEBERT_TASK` overrides it).
 
 # %%
 # Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
 # requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
 KAGGLEBERT_PIP_SOURCE = ""
 PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+TASK = "jigsaw-toxic-2018"  # or "jigsaw-bias-2019" (Unintended Bias; offline its sample is a synthetic fixture)
 
 import glob
 import importlib
@@ -83,7 +85,7 @@ session.start()  # progress logging, kagglebert errors as one line, and on Colab
 from kagglebert.core import config
 from kagglebert.notebook import environment, plots, profiles, report
 
-cfg = profiles.load(PROFILE)
+cfg = profiles.load(PROFILE, task=TASK)
 arms = profiles.variants(cfg)
 print(f"environment: {profiles.where()}; data: {profiles.data_dir(cfg)}")
 print(config.dumps(arms["ITPT-FiT"]))

@@ -29,13 +29,15 @@
 # `PROFILE` picks the settings: `"quick"` (the bundled sample and the packaged MiniLM: minutes on a
 # CPU) or `"full"` (the competition data and `bert-base-uncased`: needs a GPU). The environment
 # variables `KAGGLEBERT_PROFILE` and `KAGGLEBERT_OVERRIDES` (e.g. `"data.max_rows=500 train.epochs=1"`)
-# override it without editing the notebook.
+# override it without editing the notebook. `TASK` picks the competition: the 2018 Toxic Comment
+# Classification or the 2019 Unintended Bias one (`KAGGLEBERT_TASK` overrides it).
 
 # %%
 # Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
 # requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
 KAGGLEBERT_PIP_SOURCE = ""
 PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+TASK = "jigsaw-toxic-2018"  # or "jigsaw-bias-2019" (Unintended Bias; offline its sample is a synthetic fixture)
 
 import glob
 import importlib
@@ -84,7 +86,7 @@ from kagglebert.core import config
 from kagglebert.stages import submit
 from kagglebert.notebook import plots, profiles, report
 
-cfg = profiles.load(PROFILE)
+cfg = profiles.load(PROFILE, task=TASK)
 arms = profiles.variants(cfg)
 chosen = arms["ITPT-FiT"]
 baseline_runs = profiles.baselines(cfg)
@@ -106,6 +108,16 @@ profiles.reuse_earlier(*arms.values(), *baseline_runs.values(), trained_here=[ch
 # %%
 metrics = profiles.train_run(chosen)
 report.summary_table(metrics, keys=("oof_auc", "train_rows", "perplexity"))
+
+# %% [markdown]
+# ## Bias per identity (the 2019 task)
+# The 2019 score mixes the overall AUC (1/4) with power means (p = -5, so the worst identity
+# weighs most) of three AUCs per identity: within the identity (subgroup), its clean comments
+# against the other toxic ones (BPSN) and its toxic comments against the other clean ones (BNSP).
+# A low BPSN bar is the classic bias: clean comments mentioning the identity scored as toxic.
+
+# %%
+plots.bias_per_identity(metrics["per_identity"]) if "per_identity" in metrics else "2018: no identity columns"
 
 # %% [markdown]
 # ## Fold blending

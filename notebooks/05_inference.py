@@ -36,14 +36,15 @@
 # %% [markdown]
 # ## Setup
 # The same first cell as notebooks 1–4: it installs kagglebert from the attached dataset's wheel
-# (the export holds it), uses an installed package, or `KAGGLEBERT_PIP_SOURCE`. `PROFILE` is not
-# used here: the run's own config travels with the run folder.
+# (the export holds it), uses an installed package, or `KAGGLEBERT_PIP_SOURCE`. `PROFILE` and
+# `TASK` are not used here: the run's own config (its task included) travels with the run folder.
 
 # %%
 # Where kagglebert comes from when no wheel dataset is attached and it is not installed yet: a pip
 # requirement such as "git+https://github.com/<you>/kagglebert" or "kagglebert==0.1.0".
 KAGGLEBERT_PIP_SOURCE = ""
 PROFILE = "quick"  # or "full" (competition data, bert-base-uncased, a GPU)
+TASK = "jigsaw-toxic-2018"  # or "jigsaw-bias-2019" (Unintended Bias; offline its sample is a synthetic fixture)
 
 import glob
 import importlib

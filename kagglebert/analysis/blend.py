@@ -153,11 +153,11 @@ def choose_label_weights(member_ranks: list[np.ndarray], labels: np.ndarray, tas
     """One weight vector per label column (member × label), each the grid point with the best OOF
     AUC of that column. The 2018 score is a mean over columns, so this maximises each of its terms:
     a transformer can lead on the frequent labels while TF-IDF leads on the rare ones (threat)."""
-    n, n_labels = len(member_ranks), labels.shape[1]
+    n, n_labels = len(member_ranks), len(task.label_columns)
     stacked = np.stack(member_ranks)  # member × row × label
     weights = np.full((n, n_labels), 1.0 / n)
     for j in range(n_labels):
-        column = labels[:, [j]]
+        column = np.concatenate([labels[:, [j]], labels[:, n_labels:]], axis=1)  # label j and the score's other columns (2019: identities)
         best = task.score(column, (weights[:, j] @ stacked[:, :, j])[:, None], task.label_columns[j:j + 1])["score"]
         if not np.isfinite(best):  # one class only in this column: nothing to choose
             continue
@@ -169,8 +169,8 @@ def choose_label_weights(member_ranks: list[np.ndarray], labels: np.ndarray, tas
 
 
 def fitted_weights(method: str, member_ranks: list[np.ndarray], labels: np.ndarray, task: TaskSpec) -> np.ndarray:
-    """member × label weights for `method`, chosen on these rows."""
-    n, n_labels = len(member_ranks), labels.shape[1]
+    """member × label weights for `method`, chosen on these rows (`labels`: the task's truth)."""
+    n, n_labels = len(member_ranks), len(task.label_columns)
     if method == "weighted":
         return np.repeat(choose_weights(member_ranks, labels, task)[:, None], n_labels, axis=1)
     if method == "per-label":
@@ -229,7 +229,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         if set(member.test[task.id_column]) != set(test_ids) or len(member.test) != len(test_ids):
             raise RunError(f"{member.run.test_pred_path}: its ids differ from {members[0].run.test_pred_path}")
 
-    labels = data.labels
+    labels = data.truth  # what the score reads: the labels (2019: and the identities)
     oof_ranks = [scaled_ranks(m.oof) for m in members]
     test_ranks = [scaled_ranks(m.test.set_index(task.id_column).loc[test_ids, task.label_columns].to_numpy(np.float64)) for m in members]
     member_scores = {m.name: task.score(labels, m.oof, task.label_columns) for m in members}
@@ -262,6 +262,7 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         "oof_auc_nested": nested,  # weights chosen without the scored fold; None for rank (nothing chosen)
         "fold_auc": fold_auc,
         "per_label_auc": scored["per_label"],
+        **{key: scored[key] for key in ("overall_auc", "power_means", "per_identity") if key in scored},  # 2019: the bias table
         "member_oof_auc": {n: s["score"] for n, s in member_scores.items()},
         "member_per_label_auc": {n: s["per_label"] for n, s in member_scores.items()},
         "label_positives": dict(zip(task.label_columns, map(int, (labels >= 0.5).sum(0)))),  # what each label's AUC rests on

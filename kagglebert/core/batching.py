@@ -49,10 +49,13 @@ def round_up(n: int, multiple: int) -> int:
 
 
 class PadCollator:
-    """Row indices → padded `input_ids`, `attention_mask` (and `labels` when given)."""
+    """Row indices → padded `input_ids`, `attention_mask` (and `labels`, `weights` — the loss
+    terms' per-row weights — when given)."""
 
-    def __init__(self, tokens: TokenizedTexts, pad_id: int, labels: np.ndarray | None = None, pad_multiple: int = 8):
+    def __init__(self, tokens: TokenizedTexts, pad_id: int, labels: np.ndarray | None = None, pad_multiple: int = 8,
+                 weights: np.ndarray | None = None):
         self.tokens, self.pad_id, self.labels, self.pad_multiple = tokens, pad_id, labels, pad_multiple
+        self.weights = weights
 
     def __call__(self, rows: list[int]) -> dict[str, torch.Tensor]:
         pieces = [self.tokens[i] for i in rows]
@@ -65,6 +68,8 @@ class PadCollator:
         batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
         if self.labels is not None:
             batch["labels"] = torch.from_numpy(self.labels[rows])
+        if self.weights is not None:
+            batch["weights"] = torch.from_numpy(self.weights[rows])
         return batch
 
 

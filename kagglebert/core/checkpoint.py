@@ -54,7 +54,9 @@ def save_classifier(model: Classifier, tokenizer, folder: Path, *, task: TaskSpe
     torch_dtype = DTYPES[dtype]
     quiet_transformers()  # no "Writing model shards" bar per fold
     model.encoder.save_pretrained(folder, state_dict=cast_state(model.encoder, torch_dtype), safe_serialization=True)
-    save_file({f"head.{k}": v for k, v in cast_state(model.head, torch_dtype).items()}, str(folder / HEAD_FILE))
+    # the scored outputs only: heads of auxiliary targets (2019's subtypes) served training, not predictions
+    n_labels = len(task.label_columns)
+    save_file({f"head.{k}": v[:n_labels].contiguous() for k, v in cast_state(model.head, torch_dtype).items()}, str(folder / HEAD_FILE))
     tokenizer.save_pretrained(folder)
     write_json(folder / META_FILE, {
         "format": FORMAT,

@@ -65,6 +65,25 @@ def folder_fingerprints(folder: Path) -> dict[str, str]:
     return {p.name: file_sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
+# ---- task ----
+
+
+def check_task_settings(cfg: Config, task: TaskSpec) -> None:
+    """The task-specific training keys name what this task has: auxiliary targets from its
+    auxiliary columns, identity weights only where there are identities."""
+    aux = cfg.train.aux_columns
+    for column in aux:
+        if column not in task.aux_columns:
+            offered = ", ".join(task.aux_columns) if task.aux_columns else "none (leave it [])"
+            raise ConfigError(f"config: train.aux_columns = {aux!r}: {column!r} is not an auxiliary column of {task.name} "
+                              f"(it has: {offered})")
+    if len(set(aux)) != len(aux):
+        raise ConfigError(f"config: train.aux_columns = {aux!r}: a column is listed twice")
+    if cfg.train.identity_weights != "off" and not task.score_columns:
+        raise ConfigError(f"config: train.identity_weights = {cfg.train.identity_weights!r}: {task.name} has no identity "
+                          f"columns; use \"off\"")
+
+
 # ---- device ----
 
 
@@ -372,6 +391,7 @@ def preflight(cfg: Config) -> Preflight:
     """Check the task, the device, the data and the model; raises one-line KagglebertErrors."""
     with warnings_after_success():
         task = get_task(cfg.run.task)
+        check_task_settings(cfg, task)
         check_device(cfg.run.device)
         check_precision(cfg)
         data = check_data(cfg, task)

@@ -104,6 +104,12 @@ class TrainConfig:
     C: float = 4.0  # inverse regularisation of the logistic regressions (tfidf, features)
     save_models: bool = True  # keep each fold's models for predict/export: best weights in folds/fold<k>_model/; tfidf/features: fold<k>_linear.npz (+ the TF-IDF vocabulary)
     save_dtype: str = "fp16"  # fp32 | fp16 | bf16: fp16 halves the files; predictions move by fp16 rounding only
+    # 2019 task: train columns also learned as soft auxiliary targets (its subtypes, e.g. ["severe_toxicity",
+    # "obscene", "identity_attack", "insult", "threat", "sexual_explicit"]); never scored or submitted. [] = none
+    aux_columns: list = field(default_factory=list)
+    # 2019 task: per-row loss weights from identity mentions: "off" = plain BCE on the target; "bpsn-bnsp" =
+    # 1/4 + 1/4 identity + 1/4 toxic without identity + 1/4 non-toxic with identity, mean 1 (core/bias.py)
+    identity_weights: str = "off"
 
 
 @dataclass
@@ -245,6 +251,7 @@ CHOICES = {
     "train.precision": ("auto", "bf16", "fp16", "fp32"),
     "lm.precision": ("auto", "bf16", "fp16", "fp32"),
     "train.save_dtype": ("fp32", "fp16", "bf16"),
+    "train.identity_weights": ("off", "bpsn-bnsp"),
 }
 
 

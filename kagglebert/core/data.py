@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bias import parse_shares
 from .errors import DataError
-from .paths import BUNDLED_SAMPLE, find_data_dir
+from .paths import SAMPLE_DATA, find_data_dir
 from .tasks import TaskSpec
 
 log = logging.getLogger("kagglebert")
@@ -47,6 +48,16 @@ class CompetitionData:
         return self.train[self.task.label_columns].to_numpy(np.float32)
 
     @property
+    def truth(self) -> np.ndarray:
+        """What the task's score reads as `y_true`: the label columns, then its score columns
+        (2019: the nine scored identities, NaN where not annotated). For 2018 the labels alone."""
+        return self.train[[*self.task.label_columns, *self.task.score_columns]].to_numpy(np.float64)
+
+    def targets(self, aux_columns: list[str]) -> np.ndarray:
+        """The training targets: the label columns, then the auxiliary ones (train.aux_columns)."""
+        return self.train[[*self.task.label_columns, *aux_columns]].to_numpy(np.float32)
+
+    @property
     def train_texts(self) -> list[str]:
         return self.train[self.task.text_column].tolist()
 
@@ -58,7 +69,7 @@ class CompetitionData:
     def sample_run(self) -> bool:
         """Predictions from this data cannot be a competition submission: the test rows were cut
         by data.max_rows, or the data is the sample bundled with the package."""
-        return self.test_subsampled or self.dir.resolve() == BUNDLED_SAMPLE.resolve()
+        return self.test_subsampled or self.dir.resolve().parent == SAMPLE_DATA.resolve()
 
 
 def find_file(data_dir: Path, name: str) -> Path:
@@ -133,10 +144,12 @@ def _long_row_error(path: Path, header: list[str], found: tuple[int, int]) -> Da
     return DataError(f"{path}: row {row}: {fields} fields, the header has {len(header)} (a comma outside quotes?)")
 
 
-def read_table(path: Path) -> tuple[pd.DataFrame, str]:
+def read_table(path: Path, columns: list[str] | None = None) -> tuple[pd.DataFrame, str]:
     """(every cell as a string, sha256 of the file's bytes). One-line DataError for an unreadable
     file, a corrupt zip, a repeated header name, bytes that are not UTF-8 (naming row and column)
-    and rows that do not parse."""
+    and rows that do not parse. `columns`: keep only these once the file is parsed (a missing one
+    is left to `require_columns`). Not pandas' `usecols`: it silently accepts a row with more
+    fields than the header (a stray comma), which must stay an error."""
     path = Path(path)
     raw = read_bytes(path)
     digest = hashlib.sha256(raw).hexdigest()
@@ -168,6 +181,9 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
     if not valid:
         raise _first_undecodable(frame, header, path)
+    if columns is not None:
+        wanted = set(columns)
+        frame = frame[[c for c in frame.columns if c in wanted]]  # the 2019 metadata columns are not kept
     return frame, digest
 
 
@@ -213,7 +229,10 @@ def check_unique_ids(df: pd.DataFrame, path: Path, id_column: str) -> None:
 
 
 def parse_labels(df: pd.DataFrame, path: Path, task: TaskSpec) -> None:
-    """Label strings → float32 in place; binary tasks accept exactly 0 or 1."""
+    """Label strings → float32 in place; binary tasks accept exactly 0 or 1, others (with their
+    auxiliary columns) a number in [0, 1]; identity columns a number in [0, 1] or empty (NaN)."""
+    parse_shares(df, path, task.aux_columns, allow_empty=False)
+    parse_shares(df, path, task.identity_columns, allow_empty=True)
     for column in task.label_columns:
         values = pd.to_numeric(df[column], errors="coerce").to_numpy(np.float64)
         if task.binary_labels:
@@ -240,7 +259,7 @@ def clean_text(df: pd.DataFrame, path: Path, text_column: str) -> None:
 
 def check_sample_columns(sample: pd.DataFrame, path: Path, task: TaskSpec) -> None:
     """sample_submission's columns are the submission's: the id and exactly the task's labels."""
-    expected = [task.id_column, *task.label_columns]
+    expected = [task.id_column, *task.submission_names]
     require_columns(sample, path, expected)
     for column in sample.columns:
         if column not in expected:
@@ -293,14 +312,15 @@ def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed
     sample_path = find_file(folder, task.sample_submission_file)
     fingerprints = {}
 
-    train, fingerprints[task.train_file] = read_table(train_path)
-    require_columns(train, train_path, [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns])
+    keep = [task.id_column, task.text_column, *task.label_columns, *task.aux_columns, *task.identity_columns, *task.extra_train_columns]
+    train, fingerprints[task.train_file] = read_table(train_path, keep)  # only the columns the task reads
+    require_columns(train, train_path, keep)
     require_rows(train, train_path)
     check_unique_ids(train, train_path, task.id_column)
     parse_labels(train, train_path, task)
     clean_text(train, train_path, task.text_column)
 
-    test, fingerprints[task.test_file] = read_table(test_path)
+    test, fingerprints[task.test_file] = read_table(test_path, [task.id_column, task.text_column])
     require_columns(test, test_path, [task.id_column, task.text_column])
     require_rows(test, test_path)
     check_unique_ids(test, test_path, task.id_column)
@@ -313,8 +333,7 @@ def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed
     check_test_ids(test, test_path, sample, sample_path, task.id_column)
 
     if max_rows:
-        train = stratified_subsample(train, task.stratify_targets(train[task.label_columns].to_numpy()), max_rows, seed)
-    keep = [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns]
+        train = stratified_subsample(train, task.stratify_targets(train), max_rows, seed)
     test_rows = subsample_test_rows(len(test), max_rows, seed)
     test_subsampled = len(test_rows) < len(test)
     if test_subsampled:

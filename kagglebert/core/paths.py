@@ -32,7 +32,8 @@ log = logging.getLogger("kagglebert")
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # kagglebert/: everything below ships in the wheel
 REPO_ROOT = PACKAGE_DIR.parent  # a clone's root (in an installed wheel: site-packages, unused)
-BUNDLED_SAMPLE = PACKAGE_DIR / "sample_data" / "jigsaw-toxic-2018-sample"
+SAMPLE_DATA = PACKAGE_DIR / "sample_data"  # one bundled sample per task (TaskSpec.sample_folder)
+BUNDLED_SAMPLE = SAMPLE_DATA / "jigsaw-toxic-2018-sample"
 BUNDLED_CONFIGS = PACKAGE_DIR / "configs"
 KAGGLE_INPUT = Path("/kaggle/input")  # the default; read it through kaggle_input()
 KAGGLE_INPUT_ENV = "KAGGLEBERT_KAGGLE_INPUT"
@@ -117,7 +118,7 @@ def competition_files(folder: Path, task) -> dict[str, Path] | None:
     wanted = {
         task.train_file: [task.id_column, task.text_column, *task.label_columns],
         task.test_file: [task.id_column, task.text_column],
-        task.sample_submission_file: [task.id_column, *task.label_columns],
+        task.sample_submission_file: [task.id_column, *task.submission_names],
     }
     found = {}
     for name, columns in wanted.items():
@@ -184,12 +185,13 @@ def find_data_dir(explicit: str, competition_slug: str, require_competition: boo
     if require_competition:
         raise ConfigError(f"no {competition_slug} files (train, test, sample_submission with the task's columns): "
                           f"{where_to_get_competition(competition_slug)}")
-    if BUNDLED_SAMPLE.is_dir():
-        if BUNDLED_SAMPLE not in _reported:
-            _reported.add(BUNDLED_SAMPLE)
+    sample = SAMPLE_DATA / task.sample_folder if task is not None else BUNDLED_SAMPLE
+    if sample.is_dir():
+        if sample not in _reported:
+            _reported.add(sample)
             searched = f"no competition files under {kaggle_input()}" if platform() == "kaggle" else "data.dir not set"
-            log.info("data: %s; using the bundled sample %s", searched, BUNDLED_SAMPLE)
-        return BUNDLED_SAMPLE
+            log.info("data: %s; using the bundled sample %s", searched, sample)
+        return sample
     raise ConfigError(f"no data found: {where_to_get_competition(competition_slug)}")
 
 

@@ -206,7 +206,7 @@ class Run:
     def folds(self, data: CompetitionData):
         """(id, fold) rows in the order of `data.train`, computed once and saved as folds.csv."""
         return load_or_make_folds(
-            self.folds_path, data.train[self.task.id_column], self.task.stratify_targets(data.labels),
+            self.folds_path, data.train[self.task.id_column], self.task.stratify_targets(data.train),
             self.cfg.data.n_folds, self.cfg.data.fold_seed,
         )
 

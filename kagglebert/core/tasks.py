@@ -1,7 +1,8 @@
 """Task specs: what a competition's files hold and how it is scored. The loops only ever ask a
 spec for its columns, its loss, its fold-stratification targets and its score, so a new
-competition (e.g. the 2019 Unintended Bias one: a continuous `target`, identity columns and a bias
-AUC) is a new `TaskSpec`, not a new loop."""
+competition is a new `TaskSpec`, not a new loop: `jigsaw-bias-2019` (the 2019 Unintended Bias
+competition: a soft `target`, subtypes as auxiliary targets, identity columns, the bias AUC; its
+pieces in core/bias.py) runs through the same stages as `jigsaw-toxic-2018`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from . import leaderboard as lb
+from . import bias
 from .errors import ConfigError
 
 
@@ -28,8 +30,13 @@ def mean_column_auc(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -
     return {"score": float(np.mean(scored)) if scored else float("nan"), "per_label": per_label}
 
 
-def bce_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float(), pos_weight=pos_weight)
+def bce_loss(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
+    """BCE on (soft) targets, the mean over rows and output columns. `weights` (rows × columns, from
+    the batch): each term's weight, e.g. identity-aware row weights on the scored column and 1 on
+    the auxiliary ones; None = plain BCE."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        logits.float(), targets.float(), weight=None if weights is None else weights.float(), pos_weight=pos_weight)
 
 
 def positive_weights(labels: np.ndarray, power: float) -> np.ndarray | None:
@@ -63,13 +70,32 @@ class TaskSpec:
     # label → share of the competition's full train.csv carrying it (its published counts): a
     # sample's own shares are compared with these (EDA), never replaced by them ({}: unknown)
     competition_prevalence: dict[str, float] = field(default_factory=dict)
+    sample_folder: str = "jigsaw-toxic-2018-sample"  # the bundled sample under kagglebert/sample_data/
+    # train columns the model may also learn as soft targets (train.aux_columns picks from these); never scored
+    aux_columns: list[str] = field(default_factory=list)
+    # train columns of rater shares in [0, 1], empty where not annotated (read as NaN): 2019's identities
+    identity_columns: list[str] = field(default_factory=list)
+    # identity columns the score reads after the labels: `truth` = label_columns + score_columns
+    score_columns: list[str] = field(default_factory=list)
+    # the label columns' names in sample_submission / a submission ([] = the label names themselves)
+    submission_columns: list[str] = field(default_factory=list)
     # (data folder, a submission in sample_submission's format) -> test scores from the released
     # labels, or None when their files are absent; the returned dict's schema: core/leaderboard.py
     leaderboard: Callable[[Path, pd.DataFrame], dict | None] | None = None
 
-    def stratify_targets(self, labels: np.ndarray) -> np.ndarray:
-        """Binary matrix the folds are stratified on."""
-        return (labels >= 0.5).astype(np.int64)
+    @property
+    def submission_names(self) -> list[str]:
+        return list(self.submission_columns or self.label_columns)
+
+    def stratify_targets(self, train: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Binary matrix the folds (and data.max_rows subsamples) are stratified on, from the train
+        frame: each label binarised; for a task with identities (2019) the four (toxic, mentions a
+        scored identity) classes. Given only the label matrix: each label binarised."""
+        if isinstance(train, pd.DataFrame):
+            if self.score_columns:
+                return bias.stratify_classes(train[self.label_columns[0]].to_numpy(), train[self.score_columns].to_numpy(np.float64))
+            train = train[self.label_columns].to_numpy()
+        return (np.asarray(train) >= 0.5).astype(np.int64)
 
 
 def toxic_2018_leaderboard(data_dir: Path, submission: pd.DataFrame) -> dict | None:
@@ -95,7 +121,25 @@ JIGSAW_TOXIC_2018 = TaskSpec(
     leaderboard=toxic_2018_leaderboard,
 )
 
-TASKS = {JIGSAW_TOXIC_2018.name: JIGSAW_TOXIC_2018}
+JIGSAW_BIAS_2019 = TaskSpec(
+    name="jigsaw-bias-2019",
+    competition_slug="jigsaw-unintended-bias-in-toxicity-classification",
+    id_column="id",
+    text_column="comment_text",
+    label_columns=["target"],  # the share of raters who called the comment toxic
+    binary_labels=False,
+    score=bias.bias_score,
+    metric_name="bias AUC",
+    test_rows=97_320,
+    sample_folder="jigsaw-bias-2019-sample",
+    aux_columns=list(bias.SUBTYPE_COLUMNS),
+    identity_columns=list(bias.IDENTITY_COLUMNS),
+    score_columns=list(bias.SCORED_IDENTITIES),
+    submission_columns=["prediction"],
+    leaderboard=bias.leaderboard,
+)
+
+TASKS = {task.name: task for task in (JIGSAW_TOXIC_2018, JIGSAW_BIAS_2019)}
 
 
 def get_task(name: str) -> TaskSpec:

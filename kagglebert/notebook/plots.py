@@ -267,3 +267,66 @@ def blend_per_label(table: pd.DataFrame) -> Figure:
     ax.set(title=title, ylabel="ROC AUC")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="OOF AUC")
     return fig
+
+
+def target_distribution(distribution: pd.DataFrame) -> Figure:
+    """Rows per tenth of the soft target's rater share (eda's target_distribution): most comments
+    sit near 0; toxic is >= 0.5 (the dashed line)."""
+    fig, ax = _figure()
+    for label, frame in distribution.groupby("label", sort=False):
+        ax.bar(frame["bin"] + 0.05, frame["rows"], width=0.09, label=label, alpha=0.8)
+    ax.axvline(0.5, color="black", linestyle="--", linewidth=1, label="toxic from here (>= 0.5)")
+    ax.set_yscale("log")
+    ax.set(title="Soft target: share of raters who called the comment toxic", xlabel="rater share",
+           ylabel="training comments (log scale)", xlim=(0, 1))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def identity_toxicity(identities: pd.DataFrame) -> Figure:
+    """Per identity (eda's identities table): left, how many comments mention it (share >= 0.5);
+    right, how often those comments are toxic against the other comments' rate — the gap a model
+    learns as "identity word = toxic", the bias the 2019 score punishes. Scored identities in red."""
+    frame = identities.sort_values("members", ascending=True)
+    fig, (left, right) = _figure(12.0, max(4.0, 0.28 * len(frame) + 1.0), ncols=2)
+    colors = ["tab:red" if s else "tab:gray" for s in frame["scored"]]
+    y = np.arange(len(frame))
+    bars = left.barh(y, frame["members"], color=colors)
+    left.bar_label(bars, labels=[f"{n:,}" for n in frame["members"]], fontsize=7)
+    left.set_yticks(y, frame["identity"], fontsize=8)
+    left.set(title="Comments mentioning each identity (share >= 0.5)", xlabel="training comments")
+    rates = 100 * frame["toxic_rate"].to_numpy(dtype=float)
+    right.barh(y, np.nan_to_num(rates), color=colors)
+    background = 100 * float(np.nanmedian(frame["background_toxic_rate"].to_numpy(dtype=float)))
+    right.axvline(background, color="black", linestyle="--", linewidth=1, label=f"other comments: {background:.1f}%")
+    right.set_yticks(y, [f"n={n}" for n in frame["members"]], fontsize=7)
+    right.set(title="Toxic rate among the comments mentioning it (red: scored identities)", xlabel="% toxic (target >= 0.5)")
+    right.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def bias_per_identity(per_identity: dict, title: str = "Bias AUCs per scored identity (out of fold)") -> Figure:
+    """Subgroup, BPSN and BNSP AUC per identity (metrics.json's per_identity), each identity's
+    member count in its tick label; a missing AUC (too few rows of one class) is marked "n/a".
+    The score's power means (p = -5) are pulled down by the lowest bars."""
+    frame = pd.DataFrame(per_identity).T
+    kinds = [("subgroup_auc", "subgroup"), ("bpsn_auc", "BPSN (subgroup negatives vs background positives)"),
+             ("bnsp_auc", "BNSP (subgroup positives vs background negatives)")]
+    fig, ax = _figure(11.0, 4.5)
+    x = np.arange(len(frame))
+    width = 0.8 / len(kinds)
+    chance = 0.5
+    for i, (key, name) in enumerate(kinds):
+        values = pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=float)
+        offsets = x + (i - 1) * width
+        ax.bar(offsets, np.nan_to_num(values - chance), width, bottom=chance, label=name)
+        for xi, v in zip(offsets, values):
+            if np.isnan(v):
+                ax.text(xi, chance + 0.01, "n/a", ha="center", fontsize=7, rotation=90)
+    ax.axhline(chance, color="black", linewidth=0.8)
+    ax.set_xticks(x, [f"{name}\n(n={int(n)})" for name, n in zip(frame.index, frame["subgroup_size"])], rotation=30, ha="right", fontsize=8)
+    finite = pd.to_numeric(frame[[k for k, _ in kinds]].stack(), errors="coerce").dropna()
+    ax.set_ylim(min(chance, float(finite.min()) - 0.02) if len(finite) else chance, 1.0)
+    ax.set(title=title, ylabel="ROC AUC (bars start at chance, 0.5)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig

@@ -5,6 +5,10 @@ on a Kaggle/Colab GPU without edits.
     full  — the competition data (/kaggle/input/<slug>/ or data.dir), bert-base-uncased (or any model
             id or folder via model.name=...), GPU-sized settings.
 
+`TASK` (the notebooks' first cell, or `KAGGLEBERT_TASK`) picks the competition: "jigsaw-toxic-2018"
+or "jigsaw-bias-2019" (Unintended Bias: its bundled sample is the synthetic 2019 fixture; runs are
+named `<profile>-bias`, and train with the subtypes as auxiliary targets and identity weights).
+
 `KAGGLEBERT_PROFILE` overrides the notebook's PROFILE and `KAGGLEBERT_OVERRIDES` adds `--set`-style
 overrides (`data.max_rows=120 train.epochs=1`, shell-quoted, separated by spaces), so a test or a
 scheduled job can shrink or redirect a notebook without touching it. The same profile in every
@@ -40,6 +44,7 @@ from . import environment, report
 log = logging.getLogger("kagglebert")
 
 PROFILE_ENV = "KAGGLEBERT_PROFILE"
+TASK_ENV = "KAGGLEBERT_TASK"
 OVERRIDES_ENV = "KAGGLEBERT_OVERRIDES"
 
 # each profile is a bundled config (kagglebert/configs/<name>.toml), loaded like any --config
@@ -48,6 +53,14 @@ PROFILE_CONFIGS = {
     "full": "kaggle-bert-base",  # GPU settings, the competition's files, never the sample
 }
 PROFILE_NAMES = tuple(PROFILE_CONFIGS)
+# what a task changes in either profile (the 2018 settings are the profiles themselves)
+TASK_SETTINGS: dict[str, dict] = {
+    "jigsaw-toxic-2018": {},
+    "jigsaw-bias-2019": {
+        "train": {"aux_columns": ["severe_toxicity", "obscene", "identity_attack", "insult", "threat", "sexual_explicit"],
+                  "identity_weights": "bpsn-bnsp"},
+    },
+}
 
 
 def profile_config(name: str) -> Config:
@@ -72,16 +85,22 @@ def parse_overrides(text: str) -> list[str]:
     return shlex.split(text)
 
 
-def load(profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The profile's config; KAGGLEBERT_PROFILE wins over `profile`, then `overrides`, then
-    KAGGLEBERT_OVERRIDES are applied (each `section.key=value`, checked like `--set`). A profile
+def load(profile: str = "quick", overrides: list[str] | tuple[str, ...] = (), task: str = "jigsaw-toxic-2018") -> Config:
+    """The profile's config for `task`; KAGGLEBERT_PROFILE wins over `profile` and KAGGLEBERT_TASK
+    over `task`, then `overrides`, then KAGGLEBERT_OVERRIDES are applied (each `section.key=value`,
+    checked like `--set`). A profile
     with `data.require_competition` (full) and no `data.dir` gets the folder where the competition's files
     were found, or stops with one line saying what to attach."""
     environment.fork_safe_cuda_checks()  # before anything asks torch about GPUs: launch must be able to fork
     name = os.environ.get(PROFILE_ENV) or profile
     if name not in PROFILE_NAMES:
         raise ConfigError(f"profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
+    task = os.environ.get(TASK_ENV) or task
+    get_task(task)  # an unknown task is one line naming the known ones
     cfg = profile_config(name)
+    if task != cfg.run.task:
+        cfg = cfg.replace(run={"task": task, "name": f"{cfg.run.name}-bias" if task == "jigsaw-bias-2019" else f"{cfg.run.name}-{task}"},
+                          **TASK_SETTINGS.get(task, {}))
     cfg = cfg.replace(**output_dirs())
     for text in [*overrides, *parse_overrides(os.environ.get(OVERRIDES_ENV, ""))]:
         key, value = config_mod.parse_override(text)

@@ -142,7 +142,7 @@ def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: lis
         solver = "lbfgs"  # dense and a few hundred columns: lbfgs converges in a few dozen steps
     else:
         raise ConfigError(f"model.kind = {kind!r}: baselines are tfidf or features")
-    labels = data.labels
+    labels, truth = data.labels, data.truth
     fold_of = folds["fold"].to_numpy()
     for fold in todo:
         start = time.perf_counter()
@@ -161,7 +161,7 @@ def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: lis
         if run.saves_models:
             heads.save(run.fold_linear_path(fold))
         seconds = time.perf_counter() - start
-        scored = task.score(labels[valid_rows], valid_pred, task.label_columns)
+        scored = task.score(truth[valid_rows], valid_pred, task.label_columns)
         record = {
             "fold": fold, "score": scored["score"], "per_label": scored["per_label"],
             "train_seconds": seconds, "train_samples": len(train_rows),

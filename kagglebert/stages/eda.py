@@ -1,6 +1,8 @@
 """Stage 1 — exploratory data analysis: label prevalence and co-occurrence, comment lengths in
 characters and tokens (train vs test), the share cut at the configured max length, duplicate and
-empty texts. Tables go to `runs/<name>/eda/` as CSV/JSON.
+empty texts; for a task with identity columns (2019) also the distribution of the soft target and,
+per identity, how many comments mention it and how often those are toxic (the bias the 2019
+competition is about). Tables go to `runs/<name>/eda/` as CSV/JSON.
 
     python -m kagglebert eda --config demo
 """
@@ -31,6 +33,35 @@ class EDAResult:
     length_summary: pd.DataFrame  # split × statistic
     summary: dict  # counts, duplicates, empties, truncated shares
     examples: pd.DataFrame  # label, id, text
+    target_distribution: pd.DataFrame | None = None  # soft labels (2019): label, bin (lower edge), rows
+    identities: pd.DataFrame | None = None  # identity columns (2019): identity, annotated, members, member_share, toxic_rate, background_toxic_rate
+
+
+TARGET_BINS = np.linspace(0.0, 1.0, 11)  # tenths of the rater share; the last bin holds 1.0
+
+
+def target_distribution(train: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """Rows per tenth of each soft label's rater share (toxic is >= 0.5)."""
+    rows = []
+    for label in labels:
+        counts, _ = np.histogram(train[label].to_numpy(np.float64), bins=TARGET_BINS)
+        rows += [{"label": label, "bin": round(float(lo), 1), "rows": int(n)} for lo, n in zip(TARGET_BINS[:-1], counts)]
+    return pd.DataFrame(rows)
+
+
+def identity_table(train: pd.DataFrame, target: str, identities: list[str], scored: list[str]) -> pd.DataFrame:
+    """Per identity column: rows annotated for identity (a share present), members (share >= 0.5),
+    and the toxic rate (target >= 0.5) among members vs among all other rows."""
+    toxic = train[target].to_numpy(np.float64) >= 0.5
+    rows = []
+    for name in identities:
+        shares = train[name].to_numpy(np.float64)
+        member = shares >= 0.5  # NaN: not annotated, not a member
+        rows.append({"identity": name, "scored": name in scored, "annotated": int((~np.isnan(shares)).sum()),
+                     "members": int(member.sum()), "member_share": float(member.mean()) if len(member) else float("nan"),
+                     "toxic_rate": float(toxic[member].mean()) if member.any() else float("nan"),
+                     "background_toxic_rate": float(toxic[~member].mean()) if (~member).any() else float("nan")})
+    return pd.DataFrame(rows)
 
 
 ENRICHED = 1.5  # a label this many times more common than in the competition: the data is not its natural balance
@@ -54,13 +85,13 @@ def analyse(run: Run) -> EDAResult:
     cfg, task = run.cfg, run.task
     data = run.load_data()
     labels = data.labels
+    positive = labels >= 0.5  # a soft label (2019: the rater share) counts as positive at >= 0.5
     prevalence = pd.DataFrame({
         "label": task.label_columns,
-        "positives": labels.sum(0).astype(int),
-        "share": labels.mean(0),
+        "positives": positive.sum(0).astype(int),
+        "share": positive.mean(0),
         "competition_share": [task.competition_prevalence.get(label, np.nan) for label in task.label_columns],
     })
-    positive = labels >= 0.5
     counts = positive.T.astype(np.int64) @ positive.astype(np.int64)
     # P(column label | row label): how often a row's label comes with each other label
     cooccurrence = pd.DataFrame(counts / np.maximum(np.diag(counts)[:, None], 1), index=task.label_columns, columns=task.label_columns)
@@ -106,7 +137,9 @@ def analyse(run: Run) -> EDAResult:
         for i in rng.choice(hits, size=min(cfg.eda.examples_per_label, len(hits)), replace=False):
             rows.append({"label": label, "id": data.train[task.id_column].iloc[i], "text": data.train[task.text_column].iloc[i][:300]})
     examples = pd.DataFrame(rows, columns=["label", "id", "text"])
-    return EDAResult(prevalence, cooccurrence, lengths, length_summary, summary, examples)
+    soft = None if task.binary_labels else target_distribution(data.train, task.label_columns)
+    identities = identity_table(data.train, task.label_columns[0], task.identity_columns, task.score_columns) if task.identity_columns else None
+    return EDAResult(prevalence, cooccurrence, lengths, length_summary, summary, examples, soft, identities)
 
 
 def main(cfg: Config) -> EDAResult:
@@ -118,6 +151,10 @@ def main(cfg: Config) -> EDAResult:
     write_csv(out / "lengths.csv", result.lengths)
     write_csv(out / "length_summary.csv", result.length_summary, index=True)
     write_json(out / "summary.json", result.summary)
+    if result.target_distribution is not None:
+        write_csv(out / "target_distribution.csv", result.target_distribution)
+    if result.identities is not None:
+        write_csv(out / "identities.csv", result.identities)
     log.info("eda: %d train / %d test rows; %.1f%% of train cut at %d tokens → %s",
              result.summary["train_rows"], result.summary["test_rows"],
              100 * result.summary["train_share_truncated"], cfg.model.max_length, out)

@@ -61,7 +61,7 @@ def sample_submission_for(inputs: InputTexts, task: TaskSpec) -> tuple[Path, pd.
     for candidate in (inputs.path.parent / task.sample_submission_file, inputs.path.parent / f"{task.sample_submission_file}.zip"):
         if candidate.is_file():
             sample = read_csv(candidate)
-            missing = [c for c in (task.id_column, *task.label_columns) if c not in sample.columns]
+            missing = [c for c in (task.id_column, *task.submission_names) if c not in sample.columns]
             if missing:
                 raise DataError(f"{candidate}: row 0 (header), column {missing[0]!r}: missing (found: {', '.join(sample.columns)})")
             check_test_ids(inputs.frame, inputs.path, sample, candidate, task.id_column)

@@ -53,7 +53,7 @@ def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
     test_pred[task.label_columns] = np.mean([t[task.label_columns].to_numpy() for t in tests], axis=0)
     write_csv(run.test_pred_path, test_pred)
 
-    scored = task.score(data.labels, oof[task.label_columns].to_numpy(), task.label_columns)
+    scored = task.score(data.truth, oof[task.label_columns].to_numpy(), task.label_columns)
     total_seconds = sum(r.get("train_seconds", 0.0) for r in records)
     metrics = {
         "metric": task.metric_name,
@@ -64,6 +64,7 @@ def assemble(run: Run, data: CompetitionData, folds: pd.DataFrame) -> dict:
         "best_epochs": [r.get("best_epoch") for r in records],
         "train_samples_per_s": sum(r.get("train_samples", 0) for r in records) / total_seconds if total_seconds else None,
         "train_seconds": total_seconds,
+        **{key: scored[key] for key in ("overall_auc", "power_means", "per_identity") if key in scored},  # 2019: the bias table
         "model_kind": cfg.model.kind,
         "train_rows": len(data.train),
     }

@@ -30,7 +30,7 @@ import pandas as pd
 from ..core import atomic
 from ..core.data import find_file
 from ..core.errors import RunError
-from ..core.paths import BUNDLED_SAMPLE, find_data_dir, kaggle_input
+from ..core.paths import SAMPLE_DATA, find_data_dir, kaggle_input
 from ..core.runs import Run
 from .inputs import InputTexts, read_input, sample_submission_for
 from .serving import ServedRun, load_run, served_run
@@ -122,7 +122,7 @@ def score_inputs(model: ServedRun, inputs: InputTexts, found: tuple[Path, pd.Dat
     frame = build_submission(frame, inputs.path, sample, task)
     reused = write_new(frame, out_path)  # the submit stage's writer: same format, same refusal
     # a sample run: the bundled sample's test file, or any test file whose rows are not the competition's
-    sample_run = inputs.path.resolve().is_relative_to(BUNDLED_SAMPLE.resolve()) or short_of_competition(len(frame), task)
+    sample_run = inputs.path.resolve().is_relative_to(SAMPLE_DATA.resolve()) or short_of_competition(len(frame), task)
     message = f"kagglebert {run.dir.name} (predict{', ' + SAMPLE_RUN_NOTE if sample_run else ''})"
     command = kaggle_command(task.competition_slug, out_path, message)
     return Prediction(out_path, frame, reused, seconds, Submission(out_path, frame, reused, command, sample_run), sample_path, task.test_rows)

@@ -43,6 +43,8 @@ class Submission:
 def build_submission(pred: pd.DataFrame, pred_path: Path, sample: pd.DataFrame, task: TaskSpec) -> pd.DataFrame:
     """`pred` reordered to sample_submission's rows and columns; any mismatch is a one-line error."""
     id_col = task.id_column
+    # the label columns under their submission names (2019: `target` is submitted as `prediction`)
+    pred = pred.rename(columns={a: b for a, b in zip(task.label_columns, task.submission_names) if b not in pred.columns})
     for column in sample.columns:
         if column not in pred.columns:
             raise DataError(f"{pred_path}: row 0 (header), column {column!r}: missing (sample_submission has it)")

@@ -39,6 +39,7 @@ from ..core.errors import Interrupted, RunError
 from ..core.modeling import build_classifier, predict
 from ..core.paths import cache_dir
 from ..core.runs import Run, open_run
+from ..core.bias import identity_weights
 from ..core.tasks import positive_weights
 from ..core.tokenization import load_tokenizer, tokenize
 from . import baselines
@@ -48,21 +49,26 @@ log = logging.getLogger("kagglebert")
 
 
 def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.ndarray, tokens, test_tokens, labels: np.ndarray,
-               checkpoint: str, tokenizer) -> dict:
+               checkpoint: str, tokenizer, truth: np.ndarray | None = None, loss_weights: np.ndarray | None = None) -> dict:
     """Train on `train_rows`, keep the best epoch by the task's score on `valid_rows`, save its
     weights (with `train.save_models`); returns that epoch's validation and test predictions plus
-    the fold's record."""
+    the fold's record. `labels`: the training targets (the label columns, then train.aux_columns);
+    `truth`: what the score reads (default `labels`); `loss_weights`: rows × targets weights of the
+    loss terms (identity-aware weights), None = plain BCE."""
     cfg, task, tc = run.cfg, run.task, run.cfg.train
+    truth = labels if truth is None else truth
+    n_labels = len(task.label_columns)  # the scored outputs come first; auxiliary targets follow
     accelerator = start(seed=cfg.run.seed + fold, device=cfg.run.device, precision=tc.precision, section="train")
     device, precision = accelerator.device, precision_of(accelerator)
     pad_id = tokenizer.pad_token_id
-    model = build_classifier(checkpoint, len(task.label_columns), cfg.model.pooling, cfg.model.dropout).to(device)
+    model = build_classifier(checkpoint, labels.shape[1], cfg.model.pooling, cfg.model.dropout).to(device)
 
     weights = positive_weights(labels[train_rows], tc.pos_weight_power)
     pos_weight = None if weights is None else torch.from_numpy(weights).to(device)
 
     def compute_loss(model, batch):
-        return task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"], pos_weight=pos_weight)
+        return task.loss(model(batch["input_ids"], batch["attention_mask"]), batch["labels"], pos_weight=pos_weight,
+                         weights=batch.get("weights"))
 
     valid_tokens = tokens.subset(valid_rows)
     best = {"score": -math.inf}
@@ -72,17 +78,19 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
         """Score the held-out fold; keep the best epoch's predictions, and its weights unless it is
         the last epoch (the model in hand then)."""
         nonlocal best
-        valid_pred = predict(model, valid_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
-        scored = task.score(labels[valid_rows], valid_pred, task.label_columns)
+        valid_pred = predict(model, valid_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)[:, :n_labels]
+        scored = task.score(truth[valid_rows], valid_pred, task.label_columns)
         history.append({"epoch": epoch, "train_loss": stats.loss, "score": scored["score"], "samples_per_s": stats.samples_per_s, "loss_curve": stats.loss_curve})
         log.info("fold %d epoch %d/%d: loss %.4f, valid %s %.4f, %.0f samples/s", fold, epoch, tc.epochs, stats.loss, task.metric_name, scored["score"], stats.samples_per_s)
         if scored["score"] > best["score"]:
-            best = {"score": scored["score"], "per_label": scored["per_label"], "epoch": epoch, "valid_pred": valid_pred,
+            best = {"score": scored["score"], "per_label": scored["per_label"], "per_identity": scored.get("per_identity"),
+                    "epoch": epoch, "valid_pred": valid_pred,
                     "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if epoch < tc.epochs else None}
 
     fold_tokens = tokens.subset(train_rows)
     batches = Batches(LengthBucketBatchSampler(fold_tokens.lengths, tc.batch_size, tc.bucket_size, seed=cfg.run.seed + fold),
-                      PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple), len(train_rows))
+                      PadCollator(fold_tokens, pad_id, labels[train_rows], tc.pad_multiple,
+                                  weights=None if loss_weights is None else loss_weights[train_rows]), len(train_rows))
     # a checkpoint inside the fold's training (train.checkpoint_minutes): resume from it when it is for this very plan
     resume_dir = run.fold_resume_dir(fold)
     plan = {"format": FOLD_RESUME_FORMAT, "epochs": tc.epochs, "rows": len(train_rows), "batches": len(batches.sampler),
@@ -110,7 +118,7 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
     if tc.save_models and distributed.is_main():  # before the record: a fold with a record has its model
         with atomic_dir(run.fold_model_dir(fold)) as folder:
             save_classifier(model, tokenizer, folder, task=task, model_cfg=cfg.model, dtype=tc.save_dtype)
-    test_pred = predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)
+    test_pred = predict(model, test_tokens, pad_id, tc.eval_batch_size, device, precision, tc.pad_multiple)[:, :n_labels]
     model = best["state"] = None  # free the fold's weights before the next fold builds its own
     gc.collect()
     if device.type == "cuda":
@@ -123,6 +131,7 @@ def train_fold(run: Run, fold: int, *, train_rows: np.ndarray, valid_rows: np.nd
         "train_samples_per_s": samples / seconds if seconds else 0.0,
         "lr_schedule": [tc.lr * f for e in finished for f in e["lr_factors"]], "device": str(device), "precision": precision,
         "checkpoint": checkpoint,
+        **({"per_identity": best["per_identity"]} if best.get("per_identity") is not None else {}),
     }
     return {"record": record, "valid_pred": best["valid_pred"], "test_pred": test_pred}
 
@@ -141,7 +150,7 @@ def save_fold_progress(folder, model, training, progress: dict, best: dict) -> N
             np.save(tmp / "best_valid_pred.npy", best["valid_pred"])
         if best.get("state") is not None:
             save_file(best["state"], str(tmp / "best_model.safetensors"))
-        write_json(tmp / "progress.json", {**progress, "best": {k: best[k] for k in ("score", "per_label", "epoch") if k in best}})
+        write_json(tmp / "progress.json", {**progress, "best": {k: best[k] for k in ("score", "per_label", "per_identity", "epoch") if k in best}})
 
 
 def load_fold_progress(folder, plan: dict, model) -> dict | None:
@@ -166,6 +175,18 @@ def load_fold_progress(folder, plan: dict, model) -> dict | None:
             "finished": progress["finished"], "best": best}
 
 
+def task_loss_weights(cfg: Config, data: CompetitionData) -> np.ndarray | None:
+    """rows × targets weights of the loss terms: train.identity_weights' row weights on the label
+    columns, 1 on the auxiliary ones; None when the scheme is "off" (plain BCE)."""
+    task = data.task
+    rows = identity_weights(data.train[task.label_columns[0]].to_numpy(), data.train[task.score_columns].to_numpy(np.float64),
+                            cfg.train.identity_weights) if task.score_columns else None
+    if rows is None:
+        return None
+    n_labels, n_aux = len(task.label_columns), len(cfg.train.aux_columns)
+    return np.concatenate([np.repeat(rows[:, None], n_labels, axis=1), np.ones((len(rows), n_aux), np.float32)], axis=1)
+
+
 def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: list[int]) -> None:
     cfg = run.cfg
     checkpoint = start_checkpoint(run)
@@ -174,12 +195,14 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
     with distributed.main_first():  # one writer for the tokenization cache
         tokens = tokenize(tokenizer, data.train_texts, **tok_args)
         test_tokens = tokenize(tokenizer, data.test_texts, **tok_args)
-    labels = data.labels
+    labels = data.targets(cfg.train.aux_columns)
+    loss_weights = task_loss_weights(cfg, data)
     fold_of = folds["fold"].to_numpy()
     for fold in todo:
         began = time.perf_counter()
         result = train_fold(run, fold, train_rows=np.flatnonzero(fold_of != fold), valid_rows=np.flatnonzero(fold_of == fold),
-                            tokens=tokens, test_tokens=test_tokens, labels=labels, checkpoint=checkpoint, tokenizer=tokenizer)
+                            tokens=tokens, test_tokens=test_tokens, labels=labels, checkpoint=checkpoint, tokenizer=tokenizer,
+                            truth=data.truth, loss_weights=loss_weights)
         if distributed.is_main():
             save_fold(run, data, fold, np.flatnonzero(fold_of == fold), result["valid_pred"], result["test_pred"],
                       {**result["record"], "wall_seconds": time.perf_counter() - began})

@@ -1,0 +1,293 @@
+"""The 2019 task (`jigsaw-bias-2019`) through the real CLI on a slice of the bundled synthetic 2019
+fixture, tiny BERT, 2 folds, 1 epoch: every stage — eda, LM, train (auxiliary targets + identity
+weights), OOF, submit, predict, export, ablate, the TF-IDF and features baselines, blend — with the
+same loops as 2018. The run's metrics.json agrees with an independent kernel-style scoring of its
+oof.csv; bad 2019 files are one line naming file, row and column, with nothing written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors import safe_open
+
+from conftest import read_raw_csv
+from test_bias_metric import kernel_score
+
+from kagglebert.core import bias, config as config_mod
+from kagglebert.core.batching import PadCollator
+from kagglebert.core.data import load_competition
+from kagglebert.core.paths import SAMPLE_DATA
+from kagglebert.core.tasks import JIGSAW_BIAS_2019
+from kagglebert.stages import train as train_stage
+
+FIXTURE = SAMPLE_DATA / "jigsaw-bias-2019-sample"
+TRAIN_ROWS, TEST_ROWS = 400, 120
+AUX = bias.SUBTYPE_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """The first rows of the fixture's files (ids kept), label files restricted to those test ids."""
+    folder = tmp_path_factory.mktemp("bias-data")
+    read_raw_csv(FIXTURE / "train.csv").head(TRAIN_ROWS).to_csv(folder / "train.csv", index=False)
+    test = read_raw_csv(FIXTURE / "test.csv").head(TEST_ROWS)
+    test.to_csv(folder / "test.csv", index=False)
+    sample = read_raw_csv(FIXTURE / "sample_submission.csv")
+    sample[sample["id"].isin(test["id"])].to_csv(folder / "sample_submission.csv", index=False)
+    for name in (bias.PUBLIC_LABELS, bias.PRIVATE_LABELS):
+        labels = read_raw_csv(FIXTURE / name)
+        labels[labels["id"].isin(test["id"])].to_csv(folder / name, index=False)
+    return folder
+
+
+def overrides(data_dir: Path, work: Path, model_dir: Path, **extra) -> list[str]:
+    values = {"data.dir": data_dir, "model.name": model_dir, "data.max_rows": 0, "data.n_folds": 2, "train.epochs": 1,
+              "lm.epochs": 1, "model.max_length": 64, "run.runs_dir": work / "runs", "submit.dir": work / "submissions",
+              "data.cache_dir": work / "cache", "run.progress": "false", "run.device": "cpu", **extra}
+    return [a for k, v in values.items() for a in ("--set", f"{k}={v}")]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bias-work")
+
+
+@pytest.fixture(scope="module")
+def bias_run(work, data_dir, tiny_model_dir, run_cli):
+    """`run --config bias-demo` (eda, lm, train with aux targets and identity weights, submit)."""
+    done = run_cli("run", "--config", "bias-demo", *overrides(data_dir, work, tiny_model_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return work / "runs" / "bias-demo", done
+
+
+def oof_frame(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "oof.csv", dtype={"id": str})
+
+
+@pytest.mark.slow
+def test_run_writes_the_bias_metrics_and_they_match_the_kernel(bias_run, data_dir):
+    folder, done = bias_run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["metric"] == "bias AUC"
+    assert set(metrics["per_identity"]) == set(bias.SCORED_IDENTITIES)
+    for row in metrics["per_identity"].values():
+        assert {"subgroup_auc", "bpsn_auc", "bnsp_auc", "subgroup_size", "subgroup_positives", "background_negatives", "reason"} <= set(row)
+    # an independent scoring of the written oof.csv against train.csv, as the kernel did it
+    train = pd.read_csv(data_dir / "train.csv", dtype={"id": str})
+    oof = oof_frame(folder).set_index("id").loc[train["id"]]
+    assert list(oof.columns) == ["target"]  # the auxiliary outputs are never written
+    expected, table = kernel_score(train["target"], train[bias.SCORED_IDENTITIES], oof["target"].to_numpy(), drop_undefined=True)
+    assert metrics["oof_auc"] == pytest.approx(expected, abs=1e-9)
+    for _, row in table.iterrows():
+        mine = metrics["per_identity"][row["subgroup"]]
+        for key in ("subgroup_auc", "bpsn_auc", "bnsp_auc"):
+            assert (mine[key] is None) == bool(np.isnan(row[key]))
+            if mine[key] is not None:
+                assert mine[key] == pytest.approx(row[key], abs=1e-9)
+    record = json.loads((folder / "folds" / "fold0_record.json").read_text())
+    assert set(record["per_identity"]) == set(bias.SCORED_IDENTITIES)  # each fold's table, too
+    assert "bias AUC" in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_folds_are_stratified_on_toxic_times_identity(bias_run, data_dir):
+    folder, _ = bias_run
+    train = pd.read_csv(data_dir / "train.csv", dtype={"id": str})
+    folds = pd.read_csv(folder / "folds.csv", dtype={"id": str}).set_index("id").loc[train["id"], "fold"].to_numpy()
+    classes = bias.stratify_classes(train["target"].to_numpy(), train[bias.SCORED_IDENTITIES].to_numpy()).argmax(1)
+    for c in range(4):
+        counts = np.bincount(folds[classes == c], minlength=2)
+        assert abs(counts[0] - counts[1]) <= 1, (c, counts)
+
+
+@pytest.mark.slow
+def test_eda_lm_and_saved_models(bias_run, data_dir):
+    folder, _ = bias_run
+    eda = folder / "eda"
+    identities = pd.read_csv(eda / "identities.csv")
+    assert list(identities["identity"]) == bias.IDENTITY_COLUMNS
+    train = pd.read_csv(data_dir / "train.csv")
+    male = identities.set_index("identity").loc["male"]
+    assert male["members"] == int((train["male"] >= 0.5).sum())
+    assert male["toxic_rate"] == pytest.approx((train.loc[train["male"] >= 0.5, "target"] >= 0.5).mean())
+    distribution = pd.read_csv(eda / "target_distribution.csv")
+    assert distribution["rows"].sum() == TRAIN_ROWS
+    assert json.loads((eda / "summary.json").read_text())["train_rows"] == TRAIN_ROWS
+    resolved = (folder / "config.toml").read_text()
+    assert 'identity_weights = "bpsn-bnsp"' in resolved and '"sexual_explicit"' in resolved  # the run's recipe, recorded
+    meta = json.loads((folder / "folds" / "fold0_model" / "kagglebert.json").read_text())
+    assert meta["task"] == "jigsaw-bias-2019" and meta["label_columns"] == ["target"]
+    with safe_open(str(folder / "folds" / "fold0_model" / "head.safetensors"), framework="pt") as handle:
+        assert handle.get_slice("head.weight").get_shape()[0] == 1  # trained with 1 + 6 outputs; the target's is kept
+    lm = json.loads((folder / "metrics.json").read_text())
+    assert "perplexity_after" in lm
+
+
+@pytest.mark.slow
+def test_submission_predict_and_leaderboard(bias_run, work, data_dir, run_cli):
+    folder, _ = bias_run
+    submission = pd.read_csv(work / "submissions" / "bias-demo.csv", dtype={"id": str})
+    sample = pd.read_csv(data_dir / "sample_submission.csv", dtype={"id": str})
+    assert list(submission.columns) == ["id", "prediction"] and list(submission["id"]) == list(sample["id"])
+    test_pred = pd.read_csv(folder / "test_pred.csv", dtype={"id": str}).set_index("id")
+    np.testing.assert_allclose(submission["prediction"], test_pred.loc[submission["id"], "target"], atol=1e-6)
+
+    out = work / "predicted.csv"
+    done = run_cli("predict", "--run", "bias-demo", "--runs-dir", work / "runs", "--input", data_dir / "test.csv",
+                   "--output", out, "--device", "cpu")
+    assert done.returncode == 0, done.stderr[-3000:]
+    predicted = pd.read_csv(out, dtype={"id": str})
+    assert list(predicted.columns) == ["id", "prediction"]
+    np.testing.assert_allclose(predicted["prediction"], submission["prediction"], atol=1e-4)
+
+    board = JIGSAW_BIAS_2019.leaderboard(data_dir, submission)
+    for split, name in (("public", bias.PUBLIC_LABELS), ("private", bias.PRIVATE_LABELS)):
+        labels = pd.read_csv(data_dir / name, dtype={"id": str})
+        pred = submission.set_index("id").loc[labels["id"], "prediction"].to_numpy()
+        expected, _ = kernel_score(labels["toxicity"], labels[bias.SCORED_IDENTITIES], pred, drop_undefined=True)
+        assert board[split] == pytest.approx(expected, abs=1e-9) and board["rows"][split] == len(labels)
+
+
+@pytest.mark.slow
+def test_export(bias_run, work, run_cli, tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "kagglebert-0.0.0-py3-none-any.whl").write_bytes(b"placeholder: export copies it")
+    dest = tmp_path / "export"
+    done = run_cli("export", "--run", "bias-demo", "--runs-dir", work / "runs", "--to", dest, "--wheels", wheels)
+    assert done.returncode == 0, done.stderr[-3000:]
+    described = json.loads((dest / "kagglebert-export.json").read_text())
+    assert described["folds"] == 2
+    assert json.loads((dest / "runs" / "bias-demo" / "folds" / "fold1_model" / "kagglebert.json").read_text())["label_columns"] == ["target"]
+
+
+@pytest.mark.slow
+def test_baselines_blend_and_ablate(bias_run, work, data_dir, tiny_model_dir, run_cli):
+    task = ["--set", "run.task=jigsaw-bias-2019"]
+    done = run_cli("run", "--config", "tfidf", *task, *overrides(data_dir, work, tiny_model_dir, **{"run.name": "bias-tfidf", "lm.epochs": 0}))
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_cli("train", "--config", "features", *task, *overrides(data_dir, work, tiny_model_dir, **{"run.name": "bias-features", "lm.epochs": 0}))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("bias-tfidf", "bias-features"):
+        metrics = json.loads((work / "runs" / name / "metrics.json").read_text())
+        assert metrics["metric"] == "bias AUC" and set(metrics["per_identity"]) == set(bias.SCORED_IDENTITIES)
+    done = run_cli("blend", "--runs", "bias-demo", "bias-tfidf", "--name", "bias-blend", "--method", "per-label",
+                   "--runs-dir", work / "runs", "--submissions-dir", work / "submissions")
+    assert done.returncode == 0, done.stderr[-3000:]
+    blended = json.loads((work / "runs" / "bias-blend" / "metrics.json").read_text())
+    assert blended["metric"] == "bias AUC" and np.isfinite(blended["oof_auc"])
+    assert set(blended["per_identity"]) == set(bias.SCORED_IDENTITIES)
+    assert list(pd.read_csv(work / "submissions" / "bias-blend.csv").columns) == ["id", "prediction"]
+
+    done = run_cli("ablate", "--config", "bias-demo", "--lm-epochs", "0", "1", *overrides(data_dir, work, tiny_model_dir, **{"run.name": "bias-ablate"}))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((work / "runs" / "bias-ablate" / "ablation.json").read_text())
+    assert summary["metric"] == "bias AUC" and len(summary["variants"]) == 2
+    assert all(np.isfinite(v["oof_auc"]) for v in summary["variants"].values())
+
+
+# ---- units: the fixture, the weights in the batch, the config keys ----
+
+def test_bundled_fixture_loads_with_every_column_checked():
+    data = load_competition(JIGSAW_BIAS_2019)  # no data.dir, no /kaggle/input: the bundled 2019 fixture
+    assert data.dir == FIXTURE and data.sample_run
+    assert len(data.train) == 5000 and len(data.test) == 1000
+    header = pd.read_csv(FIXTURE / "train.csv", nrows=0).columns
+    assert len(header) == 45
+    # only the columns the task reads are held: no metadata
+    assert "created_date" not in data.train.columns and "rating" not in data.train.columns
+    assert data.train["male"].isna().mean() > 0.5  # most rows were never annotated for identity
+    assert data.truth.shape == (5000, 10) and data.targets(AUX).shape == (5000, 7)
+    assert list(data.sample_submission.columns) == ["id", "prediction"]
+
+
+def test_loss_weights_travel_in_the_batch(tokenizer):
+    cfg = config_mod.load("bias-demo")
+    data = load_competition(JIGSAW_BIAS_2019)
+    weights = train_stage.task_loss_weights(cfg, data)
+    assert weights.shape == (5000, 1 + len(AUX))
+    assert np.allclose(weights[:, 1:], 1.0) and weights[:, 0].mean() == pytest.approx(1.0, abs=1e-5)
+    assert train_stage.task_loss_weights(cfg.replace(train={"identity_weights": "off"}), data) is None
+    from kagglebert.core.tokenization import tokenize
+
+    tokens = tokenize(tokenizer, data.train_texts[:4], max_length=32)
+    batch = PadCollator(tokens, tokenizer.pad_token_id, data.targets(AUX)[:4], weights=weights[:4])([0, 2])
+    assert batch["weights"].shape == (2, 7) and batch["labels"].shape == (2, 7)
+    np.testing.assert_allclose(batch["weights"].numpy(), weights[[0, 2]])
+
+
+def test_task_keys_are_checked_against_the_task(run_cli, tmp_path):
+    done = run_cli("run", "--config", "demo", "--set", "train.aux_columns=['obscene']", "--set", f"run.runs_dir={tmp_path / 'runs'}")
+    assert done.returncode == 2 and "train.aux_columns" in done.stderr and "jigsaw-toxic-2018" in done.stderr
+    done = run_cli("run", "--config", "demo", "--set", "train.identity_weights=bpsn-bnsp", "--set", f"run.runs_dir={tmp_path / 'runs'}")
+    assert done.returncode == 2 and "no identity columns" in done.stderr
+    done = run_cli("run", "--config", "bias-demo", "--set", "train.aux_columns=['toxic']", "--set", f"run.runs_dir={tmp_path / 'runs'}")
+    assert done.returncode == 2 and "'toxic' is not an auxiliary column" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("target", "1.2", "column 'target': value '1.2' is not a number in [0, 1]"),
+    ("target", "", "column 'target': value '' is not a number in [0, 1]"),
+    ("obscene", "x", "column 'obscene': value 'x' is not a number in [0, 1]"),
+    ("muslim", "-0.1", "column 'muslim': value '-0.1' is not a number in [0, 1] or empty"),
+])
+def test_bad_2019_train_cells_are_one_line(data_dir, tmp_path, run_cli, column, value, message):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    train = read_raw_csv(data_dir / "train.csv")
+    train.loc[6, column] = value
+    train.to_csv(folder / "train.csv", index=False)
+    for name in ("test.csv", "sample_submission.csv"):
+        (folder / name).write_bytes((data_dir / name).read_bytes())
+    work = tmp_path / "work"
+    done = run_cli("run", "--config", "bias-demo", "--set", f"data.dir={folder}", "--set", f"run.runs_dir={work / 'runs'}",
+                   "--set", f"submit.dir={work / 'submissions'}")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(f"train.csv: row 7, {message}")
+    assert "Traceback" not in done.stderr
+    assert not work.exists()
+
+
+# ---- the notebooks with TASK = "jigsaw-bias-2019" ----
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem, figures", [("01_eda", 5), ("04_submission", 4)])
+def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tmp_path, monkeypatch):
+    """Notebooks 1 and 4 top to bottom with KAGGLEBERT_TASK (the first cell's TASK) on the 2019
+    slice: 1 shows the soft target and the identity toxicity rates, 4 the per-identity bias AUCs
+    and a submission in the 2019 format."""
+    import shlex
+
+    import jupytext
+    from nbclient import NotebookClient
+
+    from kagglebert.core.paths import REPO_ROOT
+    from test_notebooks import outputs_text, python_kernel_name
+
+    values = {"data.dir": data_dir, "model.name": tiny_model_dir, "data.max_rows": 0, "data.n_folds": 2, "train.epochs": 1,
+              "lm.epochs": 1, "lm.include_test": "false", "model.max_length": 64,
+              "run.runs_dir": tmp_path / "runs", "submit.dir": tmp_path / "submissions"}
+    monkeypatch.setenv("KAGGLEBERT_PROFILE", "quick")
+    monkeypatch.setenv("KAGGLEBERT_TASK", "jigsaw-bias-2019")
+    monkeypatch.setenv("KAGGLEBERT_OVERRIDES", " ".join(shlex.quote(f"{k}={v}") for k, v in values.items()))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore",
+                           OMP_NUM_THREADS="1").items():
+        monkeypatch.setenv(key, value)
+    notebook = jupytext.read(REPO_ROOT / "notebooks" / f"{stem}.py")
+    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for c in code for o in c.outputs) == figures
+    text = outputs_text(notebook)
+    assert "2018:" not in text  # the 2019 cells drew their figures
+    if stem == "01_eda":
+        assert (tmp_path / "runs" / "quick-bias" / "eda" / "identities.csv").is_file()
+    else:
+        submission = pd.read_csv(tmp_path / "submissions" / "quick-bias-itpt.csv")
+        assert list(submission.columns) == ["id", "prediction"] and len(submission) == TEST_ROWS
+        assert "jigsaw-unintended-bias-in-toxicity-classification" in text
