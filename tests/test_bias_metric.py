@@ -217,8 +217,8 @@ def test_leaderboard_scores_each_released_split_like_the_kernel():
         labels = pd.read_csv(FIXTURE / name, dtype={"id": str})
         pred = sub.set_index("id").loc[labels["id"], "prediction"].to_numpy()
         expected, _ = kernel_score(labels["toxicity"], labels[bias.SCORED_IDENTITIES], pred, drop_undefined=True)
-        assert board[split] == pytest.approx(expected, abs=1e-9)
-        assert board["rows"][split] == len(labels)
+        assert board["splits"][split]["score"] == pytest.approx(expected, abs=1e-9)
+        assert board["splits"][split]["rows"] == len(labels)
     assert "bias AUC" in board["note"]
 
 

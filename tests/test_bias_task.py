@@ -148,7 +148,10 @@ def test_submission_predict_and_leaderboard(bias_run, work, data_dir, run_cli):
         labels = pd.read_csv(data_dir / name, dtype={"id": str})
         pred = submission.set_index("id").loc[labels["id"], "prediction"].to_numpy()
         expected, _ = kernel_score(labels["toxicity"], labels[bias.SCORED_IDENTITIES], pred, drop_undefined=True)
-        assert board[split] == pytest.approx(expected, abs=1e-9) and board["rows"][split] == len(labels)
+        assert board["splits"][split]["score"] == pytest.approx(expected, abs=1e-9) and board["splits"][split]["rows"] == len(labels)
+        # the run's own metrics.json scores the same written predictions
+        recorded = json.loads((folder / "metrics.json").read_text())["leaderboard"]["splits"][split]
+        assert recorded["score"] == pytest.approx(expected, abs=1e-9) and recorded["rows"] == len(labels)
 
 
 @pytest.mark.slow

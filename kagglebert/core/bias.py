@@ -175,29 +175,32 @@ def read_label_file(path: Path, id_column: str) -> pd.DataFrame:
 
 def leaderboard(data_dir: Path, submission: pd.DataFrame, id_column: str = "id", column: str = "prediction") -> dict | None:
     """Public and private scores of `submission` (id, prediction) as the leaderboard computed them,
-    from the released test_public_expanded.csv / test_private_expanded.csv in `data_dir`; None when
-    neither is there. Each split is scored on its rows the submission has (a sample run's
-    submission covers a few of them; `rows` says how many)."""
+    from the released test_public_expanded.csv / test_private_expanded.csv in `data_dir`, in
+    core/leaderboard.py's schema (splits "public" and "private", each with its per-identity table);
+    None when neither file is there. Each split is scored on its rows the submission has (a sample
+    run's submission covers a few of them; "rows" says how many)."""
     data_dir = Path(data_dir)
     paths = {"public": data_dir / PUBLIC_LABELS, "private": data_dir / PRIVATE_LABELS}
     if not any(p.is_file() for p in paths.values()):
         return None
     pred = submission.astype({id_column: str}).set_index(id_column)[column]
-    out, rows, notes = {}, {}, []
+    splits, files, notes = {}, [], []
     for split, path in paths.items():
         if not path.is_file():
-            out[split], rows[split] = None, 0
+            splits[split] = {"score": None, "rows": 0}
             notes.append(f"{path.name} missing")
             continue
+        files.append(path.name)
         labels = read_label_file(path, id_column)
         labels = labels[labels[id_column].isin(pred.index)]
-        rows[split] = len(labels)
         if not len(labels):
-            out[split] = None
+            splits[split] = {"score": None, "rows": 0}
             notes.append(f"no submission row is in {path.name}")
             continue
         truth = labels[[LABEL_FILE_TARGET, *SCORED_IDENTITIES]].to_numpy(np.float64)
         scored = bias_score(truth, pred.loc[labels[id_column]].to_numpy(np.float64), [LABEL_FILE_TARGET])
-        out[split] = None if not np.isfinite(scored["score"]) else scored["score"]
-    notes.insert(0, "bias AUC (the competition's score) on the released labels, rows of each split the submission has")
-    return {"public": out["public"], "private": out["private"], "rows": rows, "note": "; ".join(notes)}
+        value = scored["score"]
+        splits[split] = {"score": float(value) if value is not None and np.isfinite(value) else None, "rows": len(labels),
+                         "per_identity": scored.get("per_identity")}
+    notes.insert(0, "the competition's bias AUC on the released labels, each split on the rows of it the submission has")
+    return {"metric": "bias AUC", "files": files, "splits": splits, "note": "; ".join(notes)}
