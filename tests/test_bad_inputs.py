@@ -531,7 +531,7 @@ def test_submit_of_a_run_that_does_not_exist(ctx, capsys):
 
 
 def test_a_sample_run_is_marked(made_run, ctx, capsys):
-    """data.max_rows=200 also cuts test.csv to 200 rows: the submission says it is a sample run."""
+    """data.max_test_rows=200 cuts test.csv to 200 rows: the submission says it is a sample run."""
     from kagglebert.core.data import read_csv
 
     data = read_raw_csv(ctx.data / "sample_submission.csv")

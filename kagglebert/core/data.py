@@ -34,13 +34,13 @@ class CompetitionData:
     task: TaskSpec
     dir: Path
     train: pd.DataFrame  # id + text + label columns, labels as float32
-    test: pd.DataFrame  # id + text (with data.max_rows: the deterministic test subsample)
+    test: pd.DataFrame  # id + text (with data.max_test_rows: the deterministic test subsample)
     sample_submission: pd.DataFrame  # as read: id + label columns, restricted to `test`'s ids
     train_file: Path
     test_file: Path
     sample_submission_file: Path | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)  # train.csv/… → sha256 of its (unzipped) bytes
-    test_subsampled: bool = False  # data.max_rows cut the test rows: a submission Kaggle would reject
+    test_subsampled: bool = False  # data.max_test_rows cut the test rows: a submission Kaggle would reject
 
     @property
     def labels(self) -> np.ndarray:
@@ -57,7 +57,7 @@ class CompetitionData:
     @property
     def sample_run(self) -> bool:
         """Predictions from this data cannot be a competition submission: the test rows were cut
-        by data.max_rows, or the data is the sample bundled with the package."""
+        by data.max_test_rows, or the data is the sample bundled with the package."""
         return self.test_subsampled or self.dir.resolve() == BUNDLED_SAMPLE.resolve()
 
 
@@ -286,7 +286,10 @@ def subsample_test_rows(n_test: int, n_rows: int, seed: int) -> np.ndarray:
 
 
 def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed: int = 42,
-                     require_competition: bool = False) -> CompetitionData:
+                     require_competition: bool = False, max_test_rows: int = 0) -> CompetitionData:
+    """The checked competition files. `max_rows` subsamples the training rows only (stratified);
+    `max_test_rows` the test rows (0 = every test row: a complete submission), independently, so a
+    model trained on 1M of 1.8M rows still predicts the whole test set."""
     folder = find_data_dir(data_dir, task.competition_slug, require_competition)
     train_path = find_file(folder, task.train_file)
     test_path = find_file(folder, task.test_file)
@@ -315,7 +318,7 @@ def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed
     if max_rows:
         train = stratified_subsample(train, task.stratify_targets(train[task.label_columns].to_numpy()), max_rows, seed)
     keep = [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns]
-    test_rows = subsample_test_rows(len(test), max_rows, seed)
+    test_rows = subsample_test_rows(len(test), max_test_rows, seed)
     test_subsampled = len(test_rows) < len(test)
     if test_subsampled:
         test = test.iloc[test_rows].reset_index(drop=True)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.checkpoint import DTYPES, load_classifier, save_classifier
-from ..core.config import ModelConfig
+from ..core.config import ModelConfig, fold_count
 from ..core.errors import ConfigError, RunError
 from ..core.paths import PACKAGED_MODEL, REPO_ROOT, kaggle_input, kagglebert_version
 from ..core.runs import Run
@@ -136,7 +136,7 @@ def copy_run_files(source: Run, target: Run) -> None:
     pairs = [(source.config_path, target.config_path), (source.inputs_path, target.inputs_path),
              (source.folds_path, target.folds_path), (source.metrics_path, target.metrics_path),
              (source.oof_path, target.oof_path), (source.test_pred_path, target.test_pred_path)]
-    pairs += [(source.fold_file(k, "record.json"), target.fold_file(k, "record.json")) for k in range(source.cfg.data.n_folds)]
+    pairs += [(source.fold_file(k, "record.json"), target.fold_file(k, "record.json")) for k in range(fold_count(source.cfg))]
     for src, dst in pairs:
         if src.is_file():  # inputs.json is absent in runs made before it existed
             dst.parent.mkdir(parents=True, exist_ok=True)

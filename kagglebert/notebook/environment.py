@@ -116,7 +116,8 @@ def measure(cfg: Config) -> dict:
     out = {"device": str(device), "gpus": gpu_count(), "precision": resolve_precision(cfg.train.precision, device),
            "lm_precision": resolve_precision(cfg.lm.precision, device), **_memory(device)}
     task = get_task(cfg.run.task)
-    data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition)
+    data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition,
+                            max_test_rows=cfg.data.max_test_rows)
     out.update(train_rows=len(data.train), test_rows=len(data.test), data_dir=str(data.dir))
     model_path = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(model_path)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..core import config as config_mod
 from ..core.atomic import read_json, write_atomic
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.errors import ConfigError
 from ..core.paths import REPO_ROOT, attached_runs_dirs, find_data_dir, kaggle_input
 from ..core.errors import RunError
@@ -45,7 +45,7 @@ OVERRIDES_ENV = "KAGGLEBERT_OVERRIDES"
 PROFILES: dict[str, dict] = {
     "quick": {
         "run": {"name": "quick", "progress": False},
-        "data": {"max_rows": 1500, "n_folds": 3},
+        "data": {"max_rows": 1500, "max_test_rows": 1500, "n_folds": 3},  # the quick profile cuts both
         "model": {"name": "packaged-minilm", "max_length": 128, "truncation": "head+tail", "head_tokens": 64,
                   "pooling": "mean"},  # MiniLM was trained as a mean-pooled sentence encoder
         # log_every 1: every step's loss is recorded, so a short CPU run's loss curves have a point per step
@@ -211,7 +211,7 @@ def _mirror_run(source: Path, target: Path) -> None:
 
 
 def _has_work(run: Run) -> bool:
-    return run.metrics_path.is_file() or any(run.fold_complete(k) for k in range(run.cfg.data.n_folds))
+    return run.metrics_path.is_file() or any(run.fold_complete(k) for k in range(fold_count(run.cfg)))
 
 
 def _attached_runs(name: str, cfg: Config) -> tuple[list[Run], list[Run]]:

@@ -69,7 +69,7 @@ def analyse(run: Run) -> EDAResult:
         "data_dir": str(data.dir),
         "train_rows": len(data.train),
         "test_rows": len(data.test),
-        "test_subsampled": data.test_subsampled,  # data.max_rows cut test.csv: predictions cover these rows only
+        "test_subsampled": data.test_subsampled,  # data.max_test_rows cut test.csv: predictions cover these rows only
         "any_label_share": float(positive.any(1).mean()),
         "empty_train_texts": int((data.train[task.text_column].str.strip() == "").sum()),
         "empty_test_texts": int((data.test[task.text_column].str.strip() == "").sum()),

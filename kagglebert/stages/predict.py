@@ -38,7 +38,7 @@ import torch
 from ..core import atomic
 from ..core.atomic import read_json
 from ..core.checkpoint import load_classifier, read_meta
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.data import check_test_ids, check_unique_ids, find_file, read_csv
 from ..core.engine import resolve_device, resolve_precision
 from ..core.paths import BUNDLED_SAMPLE, find_data_dir, kaggle_input
@@ -73,7 +73,7 @@ def fold_model_dirs(run: Run) -> list[Path]:
         raise RunError(f"{run.dir}: trained with train.save_models = false, so no fold models were kept; train it "
                        f"again under a new name with --set train.save_models=true")
     folders = []
-    for fold in range(cfg.data.n_folds):
+    for fold in range(fold_count(cfg)):
         if not run.fold_file(fold, "record.json").is_file():  # not fold_complete: a missing model gets its own message below
             raise RunError(f"{run.dir}: fold {fold} is not trained ({run.fold_file(fold, 'record.json').name} missing); "
                            f"finish the run with `python -m kagglebert train` first")

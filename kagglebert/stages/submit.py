@@ -2,7 +2,7 @@
 and row order, probabilities in [0, 1] and no NaN. Checked before it is written, written to a
 temporary file and linked into place, never over an existing file. It writes only into
 `submit.dir` (the run folder is opened read-only, so a read-only run can be submitted). A run on
-a subsample of the test rows (`data.max_rows`) or on the bundled sample is marked as a sample run:
+a subsample of the test rows (`data.max_test_rows`) or on the bundled sample is marked as a sample run:
 Kaggle would reject its file, and the log line and the printed command's message say so.
 
     python -m kagglebert submit --config demo
@@ -93,7 +93,7 @@ def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path:
                        sample: pd.DataFrame | None = None, sample_run: bool = False) -> Submission:
     """`pred_path`'s predictions checked against sample_submission and written to `out_path`.
     `sample`: sample_submission as the run saw it (restricted to the subsampled test ids with
-    data.max_rows); by default read from the data folder."""
+    data.max_test_rows); by default read from the data folder."""
     if not pred_path.is_file():
         raise RunError(f"{pred_path}: not found; run `python -m kagglebert train` (or `run`) first")
     if sample is None:

@@ -27,7 +27,7 @@ from ..core import distributed
 from ..core.atomic import atomic_dir, read_json
 from ..core.batching import LengthBucketBatchSampler, PadCollator
 from ..core.checkpoint import save_classifier
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.data import CompetitionData
 from ..core.engine import fit, param_groups, start
 from ..core.errors import Interrupted, RunError
@@ -163,7 +163,8 @@ def near_chance(score: float) -> bool:
 
 def log_score(run: Run, metrics: dict, verb: str) -> None:
     """The run's OOF score — and a warning, with the likely fixes, when a transformer scored near chance."""
-    log.info("train: %s (OOF %s %.4f; folds: %s)", verb, run.task.metric_name, metrics["oof_auc"],
+    where = "folds" if not metrics.get("valid_frac") else f"{metrics['oof_rows']} validation rows of one split"
+    log.info("train: %s (OOF %s %.4f; %s: %s)", verb, run.task.metric_name, metrics["oof_auc"], where,
              ", ".join(f"{s:.4f}" for s in metrics["fold_auc"]))
     if run.cfg.model.kind == "transformer" and near_chance(metrics["oof_auc"]):
         log.warning("train: %s: OOF AUC %.4f is near chance (%.1f): the model learned next to nothing; %s",
@@ -174,7 +175,7 @@ def main(cfg: Config) -> dict | None:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
-    every_fold = range(cfg.data.n_folds)
+    every_fold = range(fold_count(cfg))
     finished = (run.metrics_path, run.oof_path, run.test_pred_path)  # a deleted one is assembled again below
     if all(p.is_file() for p in finished) and all(run.fold_complete(k) for k in every_fold):
         metrics = read_json(run.metrics_path)
@@ -184,9 +185,9 @@ def main(cfg: Config) -> dict | None:
         data = run.load_data()
         folds = run.folds(data)
     wanted = cfg.train.folds or list(every_fold)
-    bad = [k for k in wanted if not 0 <= k < cfg.data.n_folds]
+    bad = [k for k in wanted if k not in every_fold]
     if bad:
-        raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{cfg.data.n_folds - 1}")
+        raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{len(every_fold) - 1}")
     done = [k for k in wanted if run.fold_complete(k)]
     if done:
         log.info("train: folds %s already complete in %s, resuming", done, run.dir)
