@@ -150,7 +150,7 @@ def test_cli_keeps_rows_with_empty_text(broken_copy, tiny_model_dir, tmp_path, r
         test.loc[0, "comment_text"] = ""
 
     folder = broken_copy(blank_texts)
-    proc = run_cli("eda", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path, **{"data.max_rows": 0}))
+    proc = run_cli("eda", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path, **{"data.max_rows": 0, "data.max_test_rows": 0}))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 4)" in proc.stderr
     assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 1)" in proc.stderr

@@ -133,11 +133,78 @@ def _long_row_error(path: Path, header: list[str], found: tuple[int, int]) -> Da
     return DataError(f"{path}: row {row}: {fields} fields, the header has {len(header)} (a comma outside quotes?)")
 
 
-def read_table(path: Path) -> tuple[pd.DataFrame, str]:
-    """(every cell as a string, sha256 of the file's bytes). One-line DataError for an unreadable
-    file, a corrupt zip, a repeated header name, bytes that are not UTF-8 (naming row and column)
-    and rows that do not parse."""
+class _Reread(Exception):
+    """The fast reader met something it does not explain: read again the careful way."""
+
+
+def open_stream(path: Path):
+    """A binary stream of the file's bytes (a `.zip`'s one member), never the whole file in memory."""
     path = Path(path)
+    try:
+        if path.suffix.lower() != ".zip":
+            return open(path, "rb")
+        archive = zipfile.ZipFile(path)
+        members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+        if len(members) != 1:
+            raise _Reread  # read_bytes says what is wrong, in one line
+        return archive.open(members[0])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as err:
+        raise _Reread from err
+
+
+def stream_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open_stream(path) as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+EXTRA = "\x00extra"  # a column name no CSV header holds: catches rows with more fields than the header
+
+
+def fast_read(path: Path, columns: list[str] | None, numeric: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+    """The common case at full size: a well-formed UTF-8 file streamed into only the `columns`
+    asked for (ids and text as strings, `numeric` columns straight to float32, an empty cell NaN).
+    Anything unusual (bad bytes, a long row, a non-number in a numeric column, a bad zip) raises
+    `_Reread`, and `read_table` reads the file again the careful way, which names row and column."""
+    digest = stream_sha256(path)
+    with open_stream(path) as handle:
+        head = handle.read(1 << 16)
+    text = head[len(UTF8_BOM):] if head.startswith(UTF8_BOM) else head
+    header = _header(text.decode("utf-8", errors="surrogateescape"), path)
+    if any(UNDECODABLE.search(name) for name in header) or b'"' in text.split(b"\n", 1)[0]:
+        raise _Reread  # a quoted or undecodable header: the careful reader handles it
+    wanted = [name for name in header if columns is None or name in columns]
+    numbers = [name for name in wanted if name in numeric]
+    try:
+        with open_stream(path) as handle, warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(handle, header=0, names=[*header, EXTRA], usecols=[*wanted, EXTRA], index_col=False,
+                                dtype={name: (np.float32 if name in numbers else str) for name in [*wanted, EXTRA]},
+                                keep_default_na=False, na_values={name: [""] for name in numbers}, encoding="utf-8-sig",
+                                encoding_errors="strict")
+    except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, OSError, zipfile.BadZipFile) as err:
+        raise _Reread from err
+    if (frame[EXTRA].str.len() > 0).any():
+        raise _Reread
+    return frame.drop(columns=EXTRA), digest
+
+
+def read_table(path: Path, columns: list[str] | None = None, numeric: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+    """(every cell as a string — or, for `numeric` columns, float32 — and the sha256 of the file's
+    bytes). One-line DataError for an unreadable file, a corrupt zip, a repeated header name, bytes
+    that are not UTF-8 (naming row and column) and rows that do not parse. `columns`: keep only
+    these (the others are never held in memory; a missing one is left to `require_columns`).
+
+    A well-formed file is streamed (`fast_read`: 1.8M rows of 45 columns in seconds, holding only
+    the kept columns); any problem sends it through the careful reader below, which decodes the
+    whole file as strings to name the row and column."""
+    path = Path(path)
+    try:
+        return fast_read(path, columns, numeric)
+    except _Reread:
+        pass
     raw = read_bytes(path)
     digest = hashlib.sha256(raw).hexdigest()
     body = raw[len(UTF8_BOM):] if raw.startswith(UTF8_BOM) else raw
@@ -154,7 +221,8 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
             # warning becomes an error here
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_filter=False, index_col=False,
-                                encoding="utf-8", encoding_errors="surrogateescape")
+                                encoding="utf-8", encoding_errors="surrogateescape",
+                                usecols=None if columns is None else (lambda name: name in set(columns)))
     except pd.errors.ParserWarning:
         found = _first_long_row(body, header)
         if found is None:
@@ -167,7 +235,7 @@ def read_table(path: Path) -> tuple[pd.DataFrame, str]:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
     if not valid:
-        raise _first_undecodable(frame, header, path)
+        raise _first_undecodable(frame, [h for h in header if columns is None or h in columns], path)
     return frame, digest
 
 
@@ -296,14 +364,23 @@ def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed
     sample_path = find_file(folder, task.sample_submission_file)
     fingerprints = {}
 
-    train, fingerprints[task.train_file] = read_table(train_path)
-    require_columns(train, train_path, [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns])
+    keep = [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns]
+    # labels read straight as float32 (a 1.8M-row file's labels as strings would take GBs); a bad
+    # cell sends the file through the string reader again, so the error names the cell as written
+    train, fingerprints[task.train_file] = read_table(train_path, keep, numeric=tuple(task.label_columns))
+    require_columns(train, train_path, keep)
     require_rows(train, train_path)
     check_unique_ids(train, train_path, task.id_column)
-    parse_labels(train, train_path, task)
+    try:
+        parse_labels(train, train_path, task)
+    except DataError:
+        if train[task.label_columns[0]].dtype != np.float32:  # already the strings as written
+            raise
+        train, _ = read_table(train_path, keep)
+        parse_labels(train, train_path, task)
     clean_text(train, train_path, task.text_column)
 
-    test, fingerprints[task.test_file] = read_table(test_path)
+    test, fingerprints[task.test_file] = read_table(test_path, [task.id_column, task.text_column])
     require_columns(test, test_path, [task.id_column, task.text_column])
     require_rows(test, test_path)
     check_unique_ids(test, test_path, task.id_column)
@@ -317,7 +394,6 @@ def load_competition(task: TaskSpec, data_dir: str = "", max_rows: int = 0, seed
 
     if max_rows:
         train = stratified_subsample(train, task.stratify_targets(train[task.label_columns].to_numpy()), max_rows, seed)
-    keep = [task.id_column, task.text_column, *task.label_columns, *task.extra_train_columns]
     test_rows = subsample_test_rows(len(test), max_test_rows, seed)
     test_subsampled = len(test_rows) < len(test)
     if test_subsampled:
