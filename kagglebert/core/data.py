@@ -160,14 +160,16 @@ def stream_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-EXTRA = "\x00extra"  # a column name no CSV header holds: catches rows with more fields than the header
+READ_CHUNK_ROWS = 200_000  # rows parsed at a time: every column of a chunk, then only the kept ones stay
 
 
 def fast_read(path: Path, columns: list[str] | None, numeric: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
-    """The common case at full size: a well-formed UTF-8 file streamed into only the `columns`
-    asked for (ids and text as strings, `numeric` columns straight to float32, an empty cell NaN).
-    Anything unusual (bad bytes, a long row, a non-number in a numeric column, a bad zip) raises
-    `_Reread`, and `read_table` reads the file again the careful way, which names row and column."""
+    """The common case at full size: a well-formed UTF-8 file streamed in chunks, keeping only the
+    `columns` asked for (ids and text as strings, `numeric` columns straight to float32, an empty
+    cell NaN). Every field of every row is still parsed (pandas checks each row's field count; its
+    `usecols` would skip that check). Anything unusual (bad bytes, a long row, a non-number in a
+    numeric column, a bad zip) raises `_Reread`, and `read_table` reads the file again the careful
+    way, which names row and column."""
     digest = stream_sha256(path)
     with open_stream(path) as handle:
         head = handle.read(1 << 16)
@@ -177,18 +179,24 @@ def fast_read(path: Path, columns: list[str] | None, numeric: tuple[str, ...]) -
         raise _Reread  # a quoted or undecodable header: the careful reader handles it
     wanted = [name for name in header if columns is None or name in columns]
     numbers = [name for name in wanted if name in numeric]
+    chunks = []
     try:
         with open_stream(path) as handle, warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(handle, header=0, names=[*header, EXTRA], usecols=[*wanted, EXTRA], index_col=False,
-                                dtype={name: (np.float32 if name in numbers else str) for name in [*wanted, EXTRA]},
-                                keep_default_na=False, na_values={name: [""] for name in numbers}, encoding="utf-8-sig",
-                                encoding_errors="strict")
+            reader = pd.read_csv(handle, index_col=False, chunksize=READ_CHUNK_ROWS,
+                                 dtype={name: (np.float32 if name in numbers else str) for name in header},
+                                 keep_default_na=False, na_values={name: [""] for name in numbers}, encoding="utf-8-sig",
+                                 encoding_errors="strict")
+            for chunk in reader:
+                if list(chunk.columns) != header:
+                    raise _Reread
+                chunks.append(chunk[wanted])
     except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, OSError, zipfile.BadZipFile) as err:
         raise _Reread from err
-    if (frame[EXTRA].str.len() > 0).any():
-        raise _Reread
-    return frame.drop(columns=EXTRA), digest
+    if not chunks:
+        raise _Reread  # a header alone: the careful reader gives the empty frame
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    return frame, digest
 
 
 def read_table(path: Path, columns: list[str] | None = None, numeric: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
@@ -221,8 +229,7 @@ def read_table(path: Path, columns: list[str] | None = None, numeric: tuple[str,
             # warning becomes an error here
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_filter=False, index_col=False,
-                                encoding="utf-8", encoding_errors="surrogateescape",
-                                usecols=None if columns is None else (lambda name: name in set(columns)))
+                                encoding="utf-8", encoding_errors="surrogateescape")  # no usecols: it skips the field-count check
     except pd.errors.ParserWarning:
         found = _first_long_row(body, header)
         if found is None:
@@ -235,7 +242,9 @@ def read_table(path: Path, columns: list[str] | None = None, numeric: tuple[str,
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: cannot be read as CSV: {reason}") from None
     if not valid:
-        raise _first_undecodable(frame, [h for h in header if columns is None or h in columns], path)
+        raise _first_undecodable(frame, header, path)
+    if columns is not None:
+        frame = frame[[name for name in header if name in columns]]
     return frame, digest
 
 
