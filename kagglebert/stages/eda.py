@@ -33,7 +33,7 @@ class EDAResult:
     examples: pd.DataFrame  # label, id, text
 
 
-TOKEN_SAMPLE = 100_000  # rows per split whose token lengths are measured when the cache has none (full size: a sample)
+TOKEN_SAMPLE = 50_000  # rows per split whose token lengths are measured when the cache has none (full size: a sample)
 
 
 def token_lengths_of(tokenizer, texts: list[str], cfg: Config) -> tuple[np.ndarray, np.ndarray, str]:
