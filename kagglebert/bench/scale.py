@@ -8,7 +8,9 @@ Without --data, a synthetic competition folder of that size is written first und
 (`kagglebert.bench.synthetic`; its rule is documented there) and reused by a later call with the
 same sizes. Each step runs in a fresh `python -m kagglebert.bench.scale --step NAME` process with its
 own empty tokenization cache, except `lm-pack` (it packs the corpus `lm-corpus` cached: packing
-alone). `seconds` is the step's own work as the child timed it; `wall` is the whole process
+alone). `seconds` is the step's own work as the child timed it; `process CPU s` the process's
+user + system CPU time (on a shared machine it moves far less than wall time does; on 2 cores a
+step using both can show more CPU than wall seconds); `wall` is the whole process
 (interpreter start, imports, setup such as loading the data a step reads); `peak RSS` is the largest
 resident memory of the process and its children (sampled every 0.1 s with psutil, and the child's
 own `ru_maxrss`, whichever is larger). Steps (the model is the packaged MiniLM's tokenizer, the
@@ -150,6 +152,8 @@ def child_main(args) -> int:
     except KagglebertError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["process_cpu_s"] = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime  # steadier than wall on a shared machine
     result["self_maxrss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # kB on Linux
     result["children_maxrss_gb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20
     print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
@@ -219,12 +223,13 @@ def synthetic_folder(work: Path, rows: int, test_rows: int, schema: str) -> Path
 
 
 def table(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| step | seconds | process wall s | peak RSS GB | notes |", "|---|---:|---:|---:|---|"]
+    lines = [header, "", "| step | seconds | process wall s | process CPU s | peak RSS GB | notes |", "|---|---:|---:|---:|---:|---|"]
     for r in rows:
         notes = r.get("error") or ", ".join(f"{k} {v}" for k, v in r.items()
                                             if k in ("train_rows", "test_rows", "texts", "tokens", "blocks", "oof_auc", "rows", "memory_mapped", "token_lengths"))
         seconds = f"{r['seconds']:.1f}" if "seconds" in r else "-"
-        lines.append(f"| {r['step']} | {seconds} | {r['wall']:.1f} | {r['peak_rss_gb']:.2f} | {notes} |")
+        cpu = f"{r['process_cpu_s']:.1f}" if "process_cpu_s" in r else "-"
+        lines.append(f"| {r['step']} | {seconds} | {r['wall']:.1f} | {cpu} | {r['peak_rss_gb']:.2f} | {notes} |")
     return "\n".join(lines)
 
 
