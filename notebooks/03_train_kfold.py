@@ -91,6 +91,18 @@ print(f"environment: {profiles.where()}; data: {profiles.data_dir(cfg)}")
 print(config.dumps(arms["ITPT-FiT"]))
 
 # %% [markdown]
+# ## Full-size runs (2019: 1.8M comments) in a Kaggle session
+# An epoch of bert-base over 1.8M rows outlives a Kaggle session, and K folds multiply it. Set
+# `KAGGLEBERT_OVERRIDES` to `"data.max_rows=1000000 data.valid_frac=0.05"`: one model trained on
+# 95% of a 1M-row stratified subsample, validated on the other 5% (`oof.csv` then holds those rows
+# only; `metrics.json` says so), and every test row still predicted (`data.max_test_rows = 0`), so
+# the submission is complete. The device report below projects each stage's minutes for exactly
+# these settings from steps timed on this session's accelerator. The CPU side (load, tokenize,
+# pack) of a full-size run is measured in BENCHMARKS.md ("Full size"). A session that ends keeps
+# every finished fold: save the notebook's output (`runs/`), attach
+# that output to the next session, and rerun: finished work is reused, not redone.
+
+# %% [markdown]
 # ## The device
 # Accelerator(s), precision, memory and each stage's projected duration for this profile (a few
 # timed steps in a separate process). With two GPUs both arms train data-parallel on both.

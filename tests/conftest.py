@@ -108,6 +108,7 @@ def small_run_overrides(data_dir: Path, model_dir: Path, work: Path, **extra: st
         "data.dir": data_dir,
         "model.name": model_dir,
         "data.max_rows": 200,
+        "data.max_test_rows": 200,
         "data.n_folds": 2,
         "train.epochs": 1,
         "lm.epochs": 1,

@@ -553,15 +553,15 @@ def test_submit_writes_nothing_into_the_run_folder(made_run, ctx, capsys):
     pred.iloc[:, 1:] = "0.25"
     pred.to_csv(made_run / "test_pred.csv", index=False)
     before = snapshot(made_run)
-    code, out, err = call_cli(base_args(ctx, "submit", **{"data.max_rows": 0}), capsys)
+    code, out, err = call_cli(base_args(ctx, "submit", **{"data.max_rows": 0, "data.max_test_rows": 0}), capsys)
     # the EDA run was made with data.max_rows=200: a changed config is refused, nothing written
-    assert code == 2 and "made with another config (data.max_rows: 200 → 0)" in err
-    code, out, err = call_cli(base_args(ctx, "eda", **{"data.max_rows": 0, "run.name": "full"}), capsys)
+    assert code == 2 and "made with another config (data.max_rows: 200 → 0; data.max_test_rows: 200 → 0)" in err
+    code, out, err = call_cli(base_args(ctx, "eda", **{"data.max_rows": 0, "data.max_test_rows": 0, "run.name": "full"}), capsys)
     assert code == 0, err
     full = ctx.work / "runs" / "full"
     pred.to_csv(full / "test_pred.csv", index=False)
     before = snapshot(full)
-    code, out, err = call_cli(base_args(ctx, "submit", **{"data.max_rows": 0, "run.name": "full", "submit.name": "$(touch pwned) it's"}), capsys)
+    code, out, err = call_cli(base_args(ctx, "submit", **{"data.max_rows": 0, "data.max_test_rows": 0, "run.name": "full", "submit.name": "$(touch pwned) it's"}), capsys)
     assert code == 0, err
     assert snapshot(full) == before
     submission = ctx.work / "submissions" / "$(touch pwned) it's.csv"
@@ -581,7 +581,7 @@ def test_submit_of_a_run_that_does_not_exist(ctx, capsys):
 
 
 def test_a_sample_run_is_marked(made_run, ctx, capsys):
-    """data.max_rows=200 also cuts test.csv to 200 rows: the submission says it is a sample run."""
+    """data.max_test_rows=200 cuts test.csv to 200 rows: the submission says it is a sample run."""
     from kagglebert.core.data import read_csv
 
     data = read_raw_csv(ctx.data / "sample_submission.csv")
@@ -736,7 +736,7 @@ def test_na_like_ids_go_through_a_whole_run(ctx, capsys):
         frame = read_raw_csv(ctx.data / name)
         frame.loc[:1, "id"] = ["NA", "None"]
         frame.to_csv(ctx.data / name, index=False)
-    args = base_args(ctx, "run", **{"data.max_rows": 0, "model.kind": "tfidf", "lm.epochs": 0})
+    args = base_args(ctx, "run", **{"data.max_rows": 0, "data.max_test_rows": 0, "model.kind": "tfidf", "lm.epochs": 0})
     code, out, err = call_cli(args, capsys)
     assert code == 0, err[-3000:]
     run = ctx.work / "runs" / "demo"

@@ -150,7 +150,7 @@ def test_cli_keeps_rows_with_empty_text(broken_copy, tiny_model_dir, tmp_path, r
         test.loc[0, "comment_text"] = ""
 
     folder = broken_copy(blank_texts)
-    proc = run_cli("eda", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path, **{"data.max_rows": 0}))
+    proc = run_cli("eda", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path, **{"data.max_rows": 0, "data.max_test_rows": 0}))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 4)" in proc.stderr
     assert "1 row(s) with empty 'comment_text' kept as empty strings (first: row 1)" in proc.stderr
@@ -160,12 +160,12 @@ def test_cli_keeps_rows_with_empty_text(broken_copy, tiny_model_dir, tmp_path, r
     assert summary["test_subsampled"] is False  # data.max_rows = 0: every test row
 
 
-# ---- data.max_rows bounds the test rows too; rare labels warned about ----
+# ---- data.max_test_rows bounds the test rows (data.max_rows only the training rows) ----
 
 
-def test_max_rows_subsamples_test_deterministically_and_restricts_sample_submission(sample_dir):
+def test_max_test_rows_subsamples_test_deterministically_and_restricts_sample_submission(sample_dir):
     full = load_competition(TASK, str(sample_dir))
-    small = load_competition(TASK, str(sample_dir), max_rows=150, seed=3)
+    small = load_competition(TASK, str(sample_dir), max_rows=150, seed=3, max_test_rows=150)
     assert len(small.test) == 150 and small.test_subsampled and small.sample_run
     assert not full.test_subsampled and not full.sample_run  # a copy of the sample, not the bundled folder
     position = {id_: i for i, id_ in enumerate(full.test["id"])}
@@ -174,11 +174,18 @@ def test_max_rows_subsamples_test_deterministically_and_restricts_sample_submiss
     sample_order = [i for i in full.sample_submission["id"] if i in set(small.test["id"])]
     assert small.sample_submission["id"].tolist() == sample_order
     assert list(small.sample_submission.columns) == ["id", *LABELS]
-    again = load_competition(TASK, str(sample_dir), max_rows=150, seed=3)
+    again = load_competition(TASK, str(sample_dir), seed=3, max_test_rows=150)
     assert again.test["id"].tolist() == small.test["id"].tolist()
-    other_seed = load_competition(TASK, str(sample_dir), max_rows=150, seed=4)
+    other_seed = load_competition(TASK, str(sample_dir), seed=4, max_test_rows=150)
     assert other_seed.test["id"].tolist() != small.test["id"].tolist()
-    assert len(load_competition(TASK, str(sample_dir), max_rows=1000).test) == 600  # larger than the file: all rows
+    assert len(load_competition(TASK, str(sample_dir), max_test_rows=1000).test) == 600  # larger than the file: all rows
+
+
+def test_max_rows_cuts_training_rows_only(sample_dir):
+    """A model trained on a subsample still predicts every test row: a complete submission."""
+    sub = load_competition(TASK, str(sample_dir), max_rows=150, seed=3)
+    assert len(sub.train) == 150 and len(sub.test) == 600 and not sub.test_subsampled and not sub.sample_run
+    assert len(sub.sample_submission) == 600
 
 
 def test_rare_labels_are_warned_about_once_per_label(sample_dir, caplog):

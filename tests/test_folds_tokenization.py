@@ -135,8 +135,9 @@ def test_tokenize_cache_is_loaded_not_recomputed(tokenizer, data, tmp_path, monk
     texts = data.train_texts[:100]
     args = dict(max_length=32, truncation="head+tail", head_tokens=8, cache_dir=tmp_path)
     first = tokenize(tokenizer, texts, **args)
-    files = list((tmp_path / "tokens").glob("*.npz"))
-    assert len(files) == 1, files
+    entries = sorted(p.name.split("-")[2] for p in (tmp_path / "tokens").iterdir())
+    assert entries == ["head_tail8", "none"], entries  # the untruncated ids, and the view cut from them
+    assert isinstance(first.flat, np.memmap)  # memory-mapped from the cache
 
     def must_not_encode(*a, **k):
         raise AssertionError("texts re-tokenized although the cache holds them")
@@ -147,24 +148,56 @@ def test_tokenize_cache_is_loaded_not_recomputed(tokenizer, data, tmp_path, monk
     np.testing.assert_array_equal(first.offsets, second.offsets)
     np.testing.assert_array_equal(first.full_lengths, second.full_lengths)
 
-    # a different mode, length or text set is a different cache entry, never a stale hit
-    for changed in ({**args, "head_tokens": 4}, {**args, "max_length": 64}):
-        with pytest.raises(AssertionError, match="re-tokenized"):
-            tokenize(tokenizer, texts, **changed)
-    with pytest.raises(AssertionError, match="re-tokenized"):
+    # another mode or length is cut from the cached untruncated ids (no tokenizer pass), and is
+    # exactly what a fresh tokenization gives: never a stale hit
+    for changed in ({**args, "head_tokens": 4}, {**args, "max_length": 64}, {**args, "truncation": "tail"}):
+        got = tokenize(tokenizer, texts, **changed)
+        monkeypatch.undo()
+        fresh = tokenize(tokenizer, texts, **{**changed, "cache_dir": None})
+        monkeypatch.setattr(tokenization, "_encode", must_not_encode)
+        np.testing.assert_array_equal(got.flat, fresh.flat)
+        np.testing.assert_array_equal(got.offsets, fresh.offsets)
+    with pytest.raises(AssertionError, match="re-tokenized"):  # other texts: tokenized again
         tokenize(tokenizer, texts[:99] + [texts[99] + "!"], **args)
+
+
+@pytest.mark.parametrize("mode", ["head", "tail", "head+tail"])
+def test_cut_from_untruncated_ids_matches_truncating_each_text(tokenizer, data, mode):
+    texts = data.train_texts[:200] + ["", "short"]
+    full = tokenize(tokenizer, texts)
+    got = tokenize(tokenizer, texts, max_length=24, truncation=mode, head_tokens=7)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    for i, text in enumerate(texts):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert full[i].tolist() == ids
+        assert got[i].tolist() == [cls, *truncate(ids, 22, mode, 7), sep]
+        assert got.full_lengths[i] == len(ids)
+    rows = np.array([5, 0, 201, 17])
+    picked = got.subset(rows)
+    assert [picked[j].tolist() for j in range(len(rows))] == [got[i].tolist() for i in rows]
+
+
+def test_pack_blocks_joins_texts_with_sep(tokenizer):
+    from kagglebert.core.batching import pack_blocks
+    from kagglebert.core.tokenization import TokenizedTexts
+
+    tokens = TokenizedTexts(np.arange(1, 11, dtype=np.int32), np.array([0, 3, 3, 7, 10]), np.array([3, 0, 4, 3]))
+    blocks = pack_blocks(tokens, 6, cls_id=100, sep_id=101)
+    # stream: 1 2 3 SEP 4 5 6 7 SEP 8 9 10 SEP (the empty text adds nothing) → blocks of 4 between CLS/SEP
+    assert blocks.tolist() == [[100, 1, 2, 3, 101, 101], [100, 4, 5, 6, 7, 101], [100, 101, 8, 9, 10, 101]]
+    both = TokenizedTexts.concat([tokens, tokens.subset(np.array([0]))])
+    assert [both[i].tolist() for i in range(len(both))] == [[1, 2, 3], [], [4, 5, 6, 7], [8, 9, 10], [1, 2, 3]]
 
 
 def test_a_damaged_cache_entry_is_recomputed(tokenizer, tmp_path, caplog):
     import logging
 
     texts = ["a damaged cache", "must not be a traceback"]
-    first = tokenize(tokenizer, texts, max_length=16, truncation="head", cache_dir=tmp_path)
-    (entry,) = (tmp_path / "tokens").glob("*.npz")
-    entry.write_bytes(b"not an npz")
+    first = np.array(tokenize(tokenizer, texts, max_length=16, truncation="head", cache_dir=tmp_path).flat)  # a copy: the file is damaged in place below
+    (entry,) = [p for p in (tmp_path / "tokens").iterdir() if "-head-" in p.name]
+    (entry / "flat.npy").write_bytes(b"not an npy")
     with caplog.at_level(logging.WARNING, logger="kagglebert"):
         again = tokenize(tokenizer, texts, max_length=16, truncation="head", cache_dir=tmp_path)
     assert "unreadable cache entry (" in caplog.text
-    np.testing.assert_array_equal(again.flat, first.flat)
-    with np.load(entry) as stored:  # rewritten whole
-        np.testing.assert_array_equal(stored["flat"], first.flat)
+    np.testing.assert_array_equal(again.flat, first)
+    np.testing.assert_array_equal(np.load(entry / "flat.npy"), first)  # rewritten whole

@@ -81,7 +81,7 @@ def train_subsample(e2e, learnable_dir) -> pd.DataFrame:
 def test_eda_outputs(e2e, learnable_dir):
     eda = e2e["run"] / "eda"
     summary = json.loads((eda / "summary.json").read_text())
-    # data.max_rows = 200 draws 200 test rows too (a quick run, marked as a sample run)
+    # data.max_test_rows = 200 draws 200 test rows (a quick run, marked as a sample run)
     assert summary["train_rows"] == 200 and summary["test_rows"] == 200 and summary["test_subsampled"]
     prevalence = pd.read_csv(eda / "prevalence.csv").set_index("label")
     assert list(prevalence.index) == LABELS
@@ -151,7 +151,7 @@ def test_fold_weights_are_saved_and_predict_the_fold(e2e):
 def test_test_predictions_and_submission(e2e, learnable_dir):
     sample = pd.read_csv(learnable_dir / "sample_submission.csv", dtype={"id": str})
     test_pred = pd.read_csv(e2e["run"] / "test_pred.csv", dtype={"id": str})
-    assert list(test_pred.columns) == ["id", *LABELS] and len(test_pred) == 200  # data.max_rows=200 of 600
+    assert list(test_pred.columns) == ["id", *LABELS] and len(test_pred) == 200  # data.max_test_rows=200 of 600
     submission = pd.read_csv(e2e["submission"], dtype={"id": str})
     assert list(submission.columns) == list(sample.columns)
     kept = set(test_pred["id"])

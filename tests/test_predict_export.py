@@ -64,7 +64,7 @@ def test_predict_on_the_test_file_equals_the_runs_own_predictions(trained, run_c
         got = read_pred(out)
         sample = read_raw_csv(sample_dir / "sample_submission.csv")
         assert list(got.columns) == list(sample.columns) and list(got["id"]) == list(sample["id"])
-        own = read_pred(runs_dir / name / "test_pred.csv")  # the run predicted a max_rows subsample of test
+        own = read_pred(runs_dir / name / "test_pred.csv")  # the run predicted a max_test_rows subsample of test
         mine = got.set_index("id").loc[own["id"], LABELS].to_numpy()
         difference = np.abs(mine - own[LABELS].to_numpy()).max()
         assert difference <= tolerance, f"{dtype}: largest difference {difference}"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import write_atomic, write_figure, write_json
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.data import read_predictions
 from ..core.errors import ConfigError, RunError
 from ..core.runs import Run, read_run, reader
@@ -38,13 +38,20 @@ def variant_config(cfg: Config, lm_epochs: int, seed: int) -> Config:
     return cfg.replace(run={"name": f"{cfg.run.name}-lm{lm_epochs}-s{seed}", "seed": seed}, lm={"epochs": lm_epochs})
 
 
-def paired_summary(diffs: np.ndarray, n_folds: int) -> dict:
+def valid_train_ratio(cfg: Config) -> float:
+    """n_valid / n_train of one model: 1/(k-1) with k folds, valid_frac/(1 - valid_frac) with one split."""
+    frac = cfg.data.valid_frac
+    return frac / (1.0 - frac) if frac > 0 else 1.0 / (cfg.data.n_folds - 1)
+
+
+def paired_summary(diffs: np.ndarray, valid_over_train: float) -> dict:
     """Mean of the paired differences and two 95% intervals.
 
     `paired_diff_ci95` is the textbook t-interval, treating the fold × seed pairs as independent.
     They are not: the folds' training sets overlap, which makes that interval too narrow.
     `paired_diff_ci95_corrected` widens the variance by (1/n + n_valid/n_train) instead of 1/n
-    (Nadeau & Bengio 2003, "corrected resampled t-test"); with k folds n_valid/n_train = 1/(k-1)."""
+    (Nadeau & Bengio 2003, "corrected resampled t-test"); with k folds n_valid/n_train = 1/(k-1),
+    with one split (data.valid_frac = f, one pair per seed) f/(1-f)."""
     from scipy.stats import t as student_t  # scikit-learn depends on scipy, so it is always there
 
     n = len(diffs)
@@ -54,7 +61,7 @@ def paired_summary(diffs: np.ndarray, n_folds: int) -> dict:
     sd = float(np.std(diffs, ddof=1))
     quantile = float(student_t.ppf(0.975, n - 1))
     half = quantile * sd / math.sqrt(n)
-    half_corrected = quantile * sd * math.sqrt(1.0 / n + 1.0 / (n_folds - 1))
+    half_corrected = quantile * sd * math.sqrt(1.0 / n + valid_over_train)
     return {
         "paired_diff_mean": mean,
         "paired_diff_sd": sd,
@@ -105,7 +112,7 @@ def train_variant(cfg: Config, lm_epochs: int, seed: int) -> tuple[dict, Run]:
 def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> dict:
     if cfg.model.kind != "transformer":
         raise ConfigError(f"ablate: model.kind = {cfg.model.kind!r}; the LM stage only exists for transformer runs")
-    if cfg.train.folds and sorted(cfg.train.folds) != list(range(cfg.data.n_folds)):
+    if cfg.train.folds and sorted(cfg.train.folds) != list(range(fold_count(cfg))):
         raise ConfigError(f"ablate: train.folds = {cfg.train.folds}; the comparison needs every fold (set train.folds = [])")
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"ablate --seeds {' '.join(map(str, seeds))}: give distinct seeds")
@@ -127,7 +134,8 @@ def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> d
 
     first_board = results[0][0]["leaderboard"]
     summary: dict = {
-        "metric": results[0][0]["metric"], "seeds": seeds, "lm_epochs": epochs, "n_folds": cfg.data.n_folds,
+        "metric": results[0][0]["metric"], "seeds": seeds, "lm_epochs": epochs, "n_folds": fold_count(cfg),
+        "valid_frac": cfg.data.valid_frac,  # > 0: one split, one paired difference per seed
         "train_rows": results[0][0].get("train_rows"), "model": cfg.model.name, "variants": {},
         # what the test scores are (files, splits, note); None: no released labels in the data folder
         "test": None if first_board is None else {k: first_board[k] for k in ("metric", "files", "note")},
@@ -152,7 +160,7 @@ def main(cfg: Config, seeds: list[int], lm_epochs: list[int] | None = None) -> d
             entry["perplexity_after_per_seed"] = [r["perplexity_after"] for r in runs]
             diffs = np.array(entry["fold_auc"]) - np.array(summary["variants"][variant_key(0)]["fold_auc"])
             entry["paired_diffs"] = diffs.tolist()
-            entry.update(paired_summary(diffs, cfg.data.n_folds))
+            entry.update(paired_summary(diffs, valid_train_ratio(cfg)))
         if summary["test"] is not None:
             entry["test"] = test_scores([r["leaderboard"] for r in runs])
             if e > 0:

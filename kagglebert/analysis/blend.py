@@ -80,12 +80,20 @@ def read_member_predictions(path: Path, task: TaskSpec, hint: str) -> pd.DataFra
     return frame
 
 
-def load_member(run: Run, task: TaskSpec, train_ids: np.ndarray) -> Member:
-    """The member's folds, OOF predictions (reordered to `train_ids`) and test predictions."""
+SAME_ROWS = "same data.dir, data.max_rows, data.n_folds, data.valid_frac, data.fold_seed"
+
+
+def load_member(run: Run, task: TaskSpec, train_ids: np.ndarray, reference: Member | None = None) -> Member:
+    """The member's folds, OOF predictions (reordered to `train_ids`: every training row, or the
+    validation rows of a single split) and test predictions. With `reference` (the first member)
+    its folds.csv must be the reference's: the same validation rows, predicted out of fold."""
     if run.cfg.run.task != task.name:
         raise RunError(f"{run.config_path}: run.task = {run.cfg.run.task!r}, the other runs are {task.name!r}")
     unfinished = f"finish run {run.dir.name!r} first (python -m kagglebert train)"
     folds = read_predictions(require_file(run.folds_path, unfinished), "id")
+    if reference is not None and not same_folds(folds, reference.folds):
+        raise RunError(f"{run.folds_path}: differs from {reference.run.folds_path} (other validation rows); blend only runs "
+                       f"trained on the same folds or split ({SAME_ROWS})")
     oof = read_member_predictions(run.oof_path, task, unfinished)
     test = read_member_predictions(run.test_pred_path, task, unfinished)
     known = set(oof[task.id_column])
@@ -95,7 +103,7 @@ def load_member(run: Run, task: TaskSpec, train_ids: np.ndarray) -> Member:
         extra = next((i for i in oof[task.id_column] if i not in expected), None)
         detail = f"lacks id {absent[0]!r}" if absent else f"has id {extra!r}, which the first run does not"
         raise RunError(f"{run.oof_path}: {len(oof)} rows vs the first run's {len(train_ids)} ({detail}); blend runs trained "
-                       f"on the same rows and folds (same data.dir, data.max_rows, data.n_folds, data.fold_seed)")
+                       f"on the same rows and folds ({SAME_ROWS})")
     oof = oof.set_index(task.id_column).loc[train_ids].reset_index()
     return Member(run, folds, oof[task.label_columns].to_numpy(np.float64), test)
 
@@ -219,17 +227,19 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     first = member_runs[0]
     task = first.task
     data = first.load_data()  # the labels, from the first member's data settings
-    train_ids = data.train[task.id_column].to_numpy()
-    members = [load_member(run, task, train_ids) for run in member_runs]
-    for member in members[1:]:
-        if not same_folds(member.folds, members[0].folds):
-            raise RunError(f"{member.run.folds_path}: differs from {members[0].run.folds_path}; blend only runs trained on the same folds (same data.dir, data.max_rows, data.n_folds, data.fold_seed)")
+    unfinished = f"finish run {first.dir.name!r} first (python -m kagglebert train)"
+    first_folds = read_predictions(require_file(first.folds_path, unfinished), "id").set_index("id")
+    # the rows every member predicted out of fold: all training rows (k folds), or one split's validation rows
+    scored = np.flatnonzero(first_folds.reindex(data.train[task.id_column].to_numpy())["fold"].fillna(0).to_numpy() >= 0)
+    train_ids = data.train[task.id_column].to_numpy()[scored]
+    members = [load_member(member_runs[0], task, train_ids)]
+    members += [load_member(run, task, train_ids, reference=members[0]) for run in member_runs[1:]]
     test_ids = members[0].test[task.id_column].to_numpy()
     for member in members[1:]:
         if set(member.test[task.id_column]) != set(test_ids) or len(member.test) != len(test_ids):
             raise RunError(f"{member.run.test_pred_path}: its ids differ from {members[0].run.test_pred_path}")
 
-    labels = data.truth  # what the score reads: the labels (2019: and the identities)
+    labels = data.truth[scored]  # what the score reads: the labels (2019: and the identities), on the scored rows
     oof_ranks = [scaled_ranks(m.oof) for m in members]
     test_ranks = [scaled_ranks(m.test.set_index(task.id_column).loc[test_ids, task.label_columns].to_numpy(np.float64)) for m in members]
     member_scores = {m.name: task.score(labels, m.oof, task.label_columns) for m in members}
@@ -241,9 +251,11 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
     fold_of = members[0].folds.set_index("id").loc[train_ids, "fold"].to_numpy()
     n_folds = int(fold_of.max()) + 1
     fold_auc = [task.score(labels[fold_of == k], oof[fold_of == k], task.label_columns)["score"] for k in range(n_folds)]
+    # a single split has one fold: its validation rows are halved (alternate rows) to nest the weight choice
+    nest_of = fold_of if n_folds > 1 else np.arange(len(fold_of)) % 2
     nested = None
     if method != "rank":  # equal weights fit nothing: their OOF score is already honest
-        nested = task.score(labels, nested_oof(method, oof_ranks, labels, task, fold_of), task.label_columns)["score"]
+        nested = task.score(labels, nested_oof(method, oof_ranks, labels, task, nest_of), task.label_columns)["score"]
 
     oof_frame = pd.DataFrame(oof, columns=task.label_columns)
     oof_frame.insert(0, task.id_column, train_ids)
@@ -266,7 +278,9 @@ def main(runs: list[str], name: str, method: str = "weighted", runs_dir: str = "
         "member_oof_auc": {n: s["score"] for n, s in member_scores.items()},
         "member_per_label_auc": {n: s["per_label"] for n, s in member_scores.items()},
         "label_positives": dict(zip(task.label_columns, map(int, (labels >= 0.5).sum(0)))),  # what each label's AUC rests on
-        "train_rows": len(train_ids),
+        "train_rows": len(data.train),
+        "oof_rows": len(train_ids),  # < train_rows when the members were trained on one split (data.valid_frac)
+        "valid_frac": first.cfg.data.valid_frac,
     }
     write_json(out.metrics_path, metrics)
     write_manifest(out.dir, [m.name for m in members], weights, method, task)

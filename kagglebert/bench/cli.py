@@ -30,7 +30,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="shrink the model and steps (a dry run of the profile's code path)")
     parser.add_argument("--device", default="", help="default: cuda for --gpu when available, else cpu")
     parser.add_argument("--json", type=Path, help="write the results here")
+    # --scale: every CPU-side step of a full-size run, each alone (kagglebert.bench.scale)
+    parser.add_argument("--scale", type=int, metavar="ROWS", help="time each CPU-side step on ROWS training rows (synthetic unless --data)")
+    parser.add_argument("--test-rows", type=int, default=0, metavar="M", help="--scale: test rows (default: ROWS)")
+    parser.add_argument("--schema", choices=("2018", "2019"), default="2018", help="--scale: the competition's file layout")
+    parser.add_argument("--data", type=Path, help="--scale: a competition folder to use instead of a synthetic one")
+    parser.add_argument("--work", type=Path, default=Path("bench-scale"), help="--scale: folder for the synthetic data, caches and logs")
+    parser.add_argument("--steps", default="", help="--scale: comma-separated subset of the steps")
     args = parser.parse_args(argv)
+    if args.scale is not None:
+        from . import scale
+
+        steps = [s for s in args.steps.split(",") if s]
+        unknown = [s for s in steps if s not in scale.STEPS]
+        if args.scale < 1 or unknown:
+            parser.error(f"--scale needs ROWS >= 1 and --steps from {', '.join(scale.STEPS)}")
+        return scale.main(args.scale, args.test_rows or args.scale, args.schema, args.work, args.data, steps or None, json_path=args.json)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.gpu_smoke:

@@ -77,13 +77,9 @@ def pack_blocks(tokens: TokenizedTexts, block_size: int, cls_id: int, sep_id: in
     """All texts joined with [SEP] and cut into [CLS] … [SEP] blocks of exactly `block_size`: no
     padding at all. The last partial block is dropped."""
     body = block_size - 2
-    stream = []
-    for i in range(len(tokens)):
-        piece = tokens[i]
-        if len(piece):
-            stream.append(piece)
-            stream.append(np.array([sep_id], dtype=np.int32))
-    flat = np.concatenate(stream) if stream else np.zeros(0, np.int32)
+    offsets = np.asarray(tokens.offsets, dtype=np.int64)
+    ends = offsets[1:][np.diff(offsets) > 0]  # a [SEP] after every non-empty text, vectorized
+    flat = np.insert(np.asarray(tokens.flat[offsets[0]:offsets[-1]], dtype=np.int32), ends - offsets[0], np.int32(sep_id))
     n_blocks = len(flat) // body
     blocks = flat[: n_blocks * body].reshape(n_blocks, body)
     cls = np.full((n_blocks, 1), cls_id, dtype=np.int32)

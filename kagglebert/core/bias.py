@@ -141,8 +141,12 @@ def parse_shares(df: pd.DataFrame, path: Path, columns: list[str], *, allow_empt
     `allow_empty` (identity columns: most rows were never annotated), else an error."""
     for column in columns:
         text = df[column]
-        empty = (text.str.strip() == "").to_numpy()
-        values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(np.float64)
+        if pd.api.types.is_float_dtype(text):  # read as numbers already (data.read_table's numeric columns): empty is NaN
+            values = text.to_numpy(np.float64)
+            empty = np.isnan(values)
+        else:
+            empty = (text.str.strip() == "").to_numpy()
+            values = pd.to_numeric(text.where(~empty, "nan"), errors="coerce").to_numpy(np.float64)
         bad = ~((values >= 0.0) & (values <= 1.0)) & ~(empty if allow_empty else False)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])

@@ -28,7 +28,7 @@ def flat(cfg_dict: dict) -> dict:
 
 
 # what an LM stage's output depends on: runs equal on these share one trained LM
-LM_KEY_FIELDS = ("run.task", "run.seed", "data.dir", "data.max_rows", "data.fold_seed", "model.name")
+LM_KEY_FIELDS = ("run.task", "run.seed", "data.dir", "data.max_rows", "data.max_test_rows", "data.fold_seed", "model.name")
 
 
 def lm_key(cfg: Config, inputs: dict | None = None) -> str:

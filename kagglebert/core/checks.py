@@ -293,15 +293,20 @@ def _data_key(cfg: Config, task: TaskSpec) -> tuple:
         path = find_file(folder, name)
         stat = path.stat()
         files.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino))
-    return (task.name, str(folder.resolve()), cfg.data.max_rows, cfg.data.fold_seed, tuple(files))
+    return (task.name, str(folder.resolve()), cfg.data.max_rows, cfg.data.max_test_rows, cfg.data.fold_seed, tuple(files))
 
 
 def check_data(cfg: Config, task: TaskSpec) -> CompetitionData:
     key = _data_key(cfg, task)
     if key not in _data:
-        data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition)
-        check_rows_per_fold(data, cfg.data.n_folds)
-        warn_rare_labels(data, cfg.data.n_folds)
+        data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition,
+                                max_test_rows=cfg.data.max_test_rows)
+        if cfg.data.valid_frac > 0:
+            check_validation_rows(data, cfg.data.valid_frac)
+            warn_rare_labels(data, max(2, round(1 / cfg.data.valid_frac)))  # the split's validation share, as if it were one of that many folds
+        else:
+            check_rows_per_fold(data, cfg.data.n_folds)
+            warn_rare_labels(data, cfg.data.n_folds)
         check_test_labels(data)
         _data.clear()  # one data set per process is what stages share; do not hold several in memory
         _data[key] = data
@@ -324,6 +329,15 @@ def check_rows_per_fold(data: CompetitionData, n_folds: int) -> None:
         raise DataError(
             f"{data.train_file}: {len(data.train)} data rows for data.n_folds = {n_folds}; need at least {needed} "
             f"({MIN_ROWS_PER_FOLD} per fold): lower data.n_folds or add rows"
+        )
+
+
+def check_validation_rows(data: CompetitionData, valid_frac: float) -> None:
+    valid_rows = round(valid_frac * len(data.train))
+    if valid_rows < MIN_ROWS_PER_FOLD:
+        raise DataError(
+            f"{data.train_file}: {len(data.train)} data rows for data.valid_frac = {valid_frac:g} leave {valid_rows} validation "
+            f"row(s); need at least {MIN_ROWS_PER_FOLD}: raise data.valid_frac or add rows"
         )
 
 

@@ -36,9 +36,11 @@ class RunConfig:
 class DataConfig:
     dir: str = ""  # "" → the competition's files found under /kaggle/input → the bundled sample
     require_competition: bool = False  # true (full-data configs): no competition files is an error, never the sample
-    max_rows: int = 0  # label-stratified train subsample for quick runs; 0 = all rows
+    max_rows: int = 0  # label-stratified subsample of the TRAINING rows (quick runs, or 1M of 2019's 1.8M); 0 = all rows
+    max_test_rows: int = 0  # test rows predicted (a random subsample, for quick runs); 0 = all rows: a complete submission
     n_folds: int = 5
     fold_seed: int = 42
+    valid_frac: float = 0.0  # > 0: one stratified split instead of k folds (one model on 1 - valid_frac of the rows, OOF on the rest); 0 = data.n_folds folds
     cache_dir: str = ""  # tokenization cache; "" → <runs_dir>/.cache
 
 
@@ -144,6 +146,12 @@ def needs_lm(cfg: Config) -> bool:
     """The LM stage runs when lm.epochs > 0 for the kinds that use an encoder: the transformer
     fine-tunes it, `features` embeds with it. TF-IDF has no encoder."""
     return cfg.lm.epochs > 0 and cfg.model.kind in ("transformer", "features")
+
+
+def fold_count(cfg: Config) -> int:
+    """How many models a run trains, numbered 0..n-1: one per fold, or one with data.valid_frac
+    (a single split: its validation rows are fold 0 in folds.csv, the rest fold -1, train-only)."""
+    return 1 if cfg.data.valid_frac > 0 else cfg.data.n_folds
 
 
 SECTIONS = [f.name for f in dataclasses.fields(Config)]
@@ -260,6 +268,8 @@ CHOICES = {
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "run.seed": (0, None, True, True),
     "data.fold_seed": (0, None, True, True),
+    "data.max_test_rows": (0, None, True, True),
+    "data.valid_frac": (0.0, 0.5, True, True),  # 0 = k folds
     "model.max_length": (8, None, True, True),
     "model.head_tokens": (0, None, True, True),
     "model.dropout": (0.0, 1.0, True, False),
@@ -346,17 +356,27 @@ def validate(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), key)
         if not in_range(value, *bounds):
             raise ConfigError(f"config: {dotted} = {value!r}; must be a finite number {describe_range(*bounds)}")
-    smallest = cfg.data.n_folds * MIN_ROWS_PER_FOLD
-    if cfg.data.max_rows != 0 and cfg.data.max_rows < smallest:
-        raise ConfigError(
-            f"config: data.max_rows = {cfg.data.max_rows}; use 0 (all rows) or at least {smallest} "
-            f"({MIN_ROWS_PER_FOLD} per fold for data.n_folds = {cfg.data.n_folds})"
-        )
-    folds = cfg.train.folds
+    if cfg.data.valid_frac > 0:
+        smallest = math.ceil(MIN_ROWS_PER_FOLD / cfg.data.valid_frac)
+        if cfg.data.max_rows != 0 and cfg.data.max_rows < smallest:
+            raise ConfigError(
+                f"config: data.max_rows = {cfg.data.max_rows}; use 0 (all rows) or at least {smallest} "
+                f"({MIN_ROWS_PER_FOLD} validation rows for data.valid_frac = {cfg.data.valid_frac:g})"
+            )
+    else:
+        smallest = cfg.data.n_folds * MIN_ROWS_PER_FOLD
+        if cfg.data.max_rows != 0 and cfg.data.max_rows < smallest:
+            raise ConfigError(
+                f"config: data.max_rows = {cfg.data.max_rows}; use 0 (all rows) or at least {smallest} "
+                f"({MIN_ROWS_PER_FOLD} per fold for data.n_folds = {cfg.data.n_folds})"
+            )
+    folds, n_models = cfg.train.folds, fold_count(cfg)
     for fold in folds:
         if type(fold) is not int:
             raise ConfigError(f"config: train.folds = {folds!r}; entries must be fold numbers (ints), got {fold!r}")
-        if not 0 <= fold < cfg.data.n_folds:
+        if not 0 <= fold < n_models:
+            if cfg.data.valid_frac > 0:
+                raise ConfigError(f"config: train.folds = {folds!r}: with data.valid_frac = {cfg.data.valid_frac:g} (one split) the only fold is 0")
             raise ConfigError(f"config: train.folds = {folds!r}: fold {fold} is outside 0..{cfg.data.n_folds - 1} (data.n_folds = {cfg.data.n_folds})")
     if len(set(folds)) != len(folds):
         raise ConfigError(f"config: train.folds = {folds!r}: a fold is listed twice")

@@ -1,26 +1,40 @@
-"""Multilabel-stratified K folds, computed once per run and saved as folds.csv (id, fold)."""
+"""Multilabel-stratified K folds, or one stratified validation split, computed once per run and
+saved as folds.csv (id, fold). With a single split (data.valid_frac > 0) the validation rows are
+fold 0 and every other row is fold -1 (TRAIN_ONLY): trained on, never predicted out of fold."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
 
 from .atomic import write_csv
 from .data import read_predictions
 from .errors import DataError, RunError
 
+TRAIN_ONLY = -1  # folds.csv's fold of a row no model validates on (single split)
 
-def make_folds(ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int) -> pd.DataFrame:
-    splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    fold = np.full(len(ids), -1, dtype=np.int64)
-    for k, (_, valid) in enumerate(splitter.split(np.zeros(len(ids)), targets)):
-        fold[valid] = k
+
+def make_folds(ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int, valid_frac: float = 0.0) -> pd.DataFrame:
+    fold = np.full(len(ids), TRAIN_ONLY, dtype=np.int64)
+    if valid_frac > 0:
+        n_valid = max(1, int(round(valid_frac * len(ids))))
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_valid, train_size=len(ids) - n_valid, random_state=seed)
+        _, valid = next(splitter.split(np.zeros(len(ids)), targets))
+        fold[valid] = 0
+    else:
+        splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(ids)), targets)):
+            fold[valid] = k
     return pd.DataFrame({"id": ids.to_numpy(), "fold": fold})
 
 
-def load_or_make_folds(path: Path, ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int) -> pd.DataFrame:
+def expected_folds(n_folds: int, valid_frac: float) -> set[int]:
+    return {TRAIN_ONLY, 0} if valid_frac > 0 else set(range(n_folds))
+
+
+def load_or_make_folds(path: Path, ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int, valid_frac: float = 0.0) -> pd.DataFrame:
     """Every stage reads the same folds.csv; it must cover exactly the training ids."""
     if path.is_file():
         try:
@@ -28,10 +42,11 @@ def load_or_make_folds(path: Path, ids: pd.Series, targets: np.ndarray, n_folds:
         except DataError as err:
             raise RunError(f"{err}; delete it or use a new run.name") from None
         if ("fold" not in folds.columns or folds["fold"].isna().any() or len(folds) != len(ids)
-                or set(folds["id"]) != set(ids) or folds["fold"].nunique() != n_folds):
-            raise RunError(f"{path}: does not match the training data ({len(ids)} ids, {n_folds} folds); delete it or use a new run.name")
+                or set(folds["id"]) != set(ids) or set(folds["fold"].astype(np.int64)) != expected_folds(n_folds, valid_frac)):
+            shape = f"one split, data.valid_frac = {valid_frac:g}" if valid_frac > 0 else f"{n_folds} folds"
+            raise RunError(f"{path}: does not match the training data ({len(ids)} ids, {shape}); delete it or use a new run.name")
         folds["fold"] = folds["fold"].astype(np.int64)
         return folds.set_index("id").loc[ids.to_numpy()].reset_index()
-    folds = make_folds(ids, targets, n_folds, seed)
+    folds = make_folds(ids, targets, n_folds, seed, valid_frac)
     write_csv(path, folds)
     return folds

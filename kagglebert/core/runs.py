@@ -200,14 +200,15 @@ class Run:
         """The competition data, read once: preflight's copy when the run was opened by `open_run`."""
         if self.data is None:
             cfg = self.cfg
-            self.data = load_competition(self.task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition)
+            self.data = load_competition(self.task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition,
+                                         max_test_rows=cfg.data.max_test_rows)
         return self.data
 
     def folds(self, data: CompetitionData):
         """(id, fold) rows in the order of `data.train`, computed once and saved as folds.csv."""
         return load_or_make_folds(
             self.folds_path, data.train[self.task.id_column], self.task.stratify_targets(data.train),
-            self.cfg.data.n_folds, self.cfg.data.fold_seed,
+            self.cfg.data.n_folds, self.cfg.data.fold_seed, self.cfg.data.valid_frac,
         )
 
 

@@ -2,19 +2,24 @@
 
 The cache key is the tokenizer's fingerprint, the max length, the truncation mode and a hash of
 the texts themselves (so a subsample or an edited file never reuses stale ids). Texts are stored
-as one flat int32 array plus offsets: loading is a memory copy, not a re-tokenization.
+as one flat int32 array plus offsets, each a `.npy` file in the entry's folder, and come back
+memory-mapped (`np.load(mmap_mode="r")`): a 1.8M-row entry costs no RAM until rows are read.
+
+Each text list is run through the tokenizer once: the untruncated ids (the LM corpus's and the
+EDA's entry, `truncation="none"`) are cached, and every truncated view (head, tail, head+tail at
+any length) is cut from them with array arithmetic — the same ids as tokenizing again.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_atomic
+from .atomic import atomic_dir
 
 log = logging.getLogger("kagglebert")
 
@@ -87,16 +92,47 @@ class TokenizedTexts:
         return np.diff(self.offsets)
 
     def subset(self, rows: np.ndarray) -> "TokenizedTexts":
-        pieces = [self[i] for i in rows]
-        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        flat = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
-        return TokenizedTexts(flat.astype(np.int32), offsets, self.full_lengths[rows])
+        """The rows' ids, in `rows`' order, in memory (a fold's training rows)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.empty(int(offsets[-1]), dtype=np.int32)
+        gather(self.flat, self.offsets[rows], lengths, flat, offsets[:-1])
+        return TokenizedTexts(flat, offsets, np.asarray(self.full_lengths[rows]))
+
+    @staticmethod
+    def concat(parts: list["TokenizedTexts"]) -> "TokenizedTexts":
+        """One TokenizedTexts of several, rows in order (the LM corpus: train then test), in memory."""
+        lengths = np.concatenate([np.asarray(p.lengths, dtype=np.int64) for p in parts])
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.concatenate([np.asarray(p.flat[p.offsets[0]:p.offsets[-1]], dtype=np.int32) for p in parts])
+        return TokenizedTexts(flat, offsets, np.concatenate([np.asarray(p.full_lengths, dtype=np.int64) for p in parts]))
+
+
+GATHER_CHUNK = 1 << 24  # ids copied per step of `gather`: bounded temporary index arrays
+
+
+def gather(source: np.ndarray, starts: np.ndarray, lengths: np.ndarray, out: np.ndarray, out_starts: np.ndarray) -> None:
+    """out[out_starts[i] : out_starts[i] + lengths[i]] = source[starts[i] : starts[i] + lengths[i]] for every i,
+    vectorized, in chunks of rows holding about GATHER_CHUNK ids."""
+    starts, lengths, out_starts = (np.asarray(a, dtype=np.int64) for a in (starts, lengths, out_starts))
+    ends = np.cumsum(lengths)
+    begin = 0
+    while begin < len(lengths):
+        done = ends[begin - 1] if begin else 0
+        end = max(begin + 1, int(np.searchsorted(ends, done + GATHER_CHUNK, side="right")))
+        n = lengths[begin:end]
+        total = int(n.sum())
+        if total:
+            within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+            out[np.repeat(out_starts[begin:end], n) + within] = source[np.repeat(starts[begin:end], n) + within]
+        begin = end
 
 
 def truncate(ids: list[int], budget: int, mode: str, head_tokens: int) -> list[int]:
     """Keep at most `budget` ids: the start, the end, or `head_tokens` from the start plus the rest
-    from the end (Sun et al. 2019: head+tail beats either alone on long texts)."""
+    from the end (Sun et al. 2019: head+tail beats either alone on long texts). One text's rule;
+    `cut` applies it to every text at once."""
     if mode == "none" or len(ids) <= budget:
         return ids
     if mode == "head":
@@ -108,28 +144,97 @@ def truncate(ids: list[int], budget: int, mode: str, head_tokens: int) -> list[i
     return ids[:head] + (ids[len(ids) - tail :] if tail else [])
 
 
-def _encode(tokenizer, texts: list[str], max_length: int, mode: str, head_tokens: int, chunk: int = 2000) -> TokenizedTexts:
-    """Tokenize without truncation (to know each full length), then cut and add [CLS] … [SEP]."""
-    specials = mode != "none"
-    budget = max_length - 2
-    pieces, full_lengths = [], []
-    for start in range(0, len(texts), chunk):
-        encoded = tokenizer(
-            texts[start : start + chunk],
-            add_special_tokens=False,
-            truncation=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-        for ids in encoded:
-            full_lengths.append(len(ids))
-            if specials:
-                ids = [tokenizer.cls_token_id, *truncate(ids, budget, mode, head_tokens), tokenizer.sep_token_id]
-            pieces.append(np.asarray(ids, dtype=np.int32))
-    lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+ENCODE_CHUNK = 10_000  # texts per tokenizer call (the Rust side parallelises within a call)
+PROGRESS_FROM = 50_000  # texts: a progress bar from this many (a full-size run), none for quick runs
+
+
+def _encode(tokenizer, texts: list[str]) -> TokenizedTexts:
+    """Every text's word-piece ids, untruncated and without special tokens."""
+    from tqdm.auto import tqdm
+
+    flats, lengths = [], []
+    with tqdm(total=len(texts), desc="tokenize", unit="text", disable=len(texts) < PROGRESS_FROM, leave=False) as bar:
+        for start in range(0, len(texts), ENCODE_CHUNK):
+            encoded = tokenizer(
+                texts[start : start + ENCODE_CHUNK],
+                add_special_tokens=False,
+                truncation=False,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+            flats.append(np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int32, count=int(sizes.sum())))
+            lengths.append(sizes)
+            bar.update(len(encoded))
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    flat = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
-    return TokenizedTexts(flat, offsets, np.asarray(full_lengths, dtype=np.int64))
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int32)
+    return TokenizedTexts(flat, offsets, lengths)
+
+
+def cut(full: TokenizedTexts, max_length: int, mode: str, head_tokens: int, cls_id: int, sep_id: int) -> TokenizedTexts:
+    """[CLS] + `truncate`d ids + [SEP] for every text, from the untruncated ids, vectorized."""
+    budget = max_length - 2
+    n = len(full)
+    lengths = np.asarray(full.lengths, dtype=np.int64)
+    starts = np.asarray(full.offsets[:-1], dtype=np.int64)
+    long = lengths > budget
+    first_len = np.minimum(lengths, budget)
+    first_start = starts.copy()
+    second_len = np.zeros(n, dtype=np.int64)
+    second_start = starts.copy()
+    if mode == "tail":
+        first_start = starts + lengths - first_len
+    elif mode == "head+tail":
+        head = min(head_tokens, budget)
+        first_len = np.where(long, head, lengths)
+        second_len = np.where(long, budget - head, 0)
+        second_start = starts + lengths - second_len
+    new_lengths = first_len + second_len + 2
+    offsets = np.concatenate([[0], np.cumsum(new_lengths)]).astype(np.int64)
+    flat = np.empty(int(offsets[-1]), dtype=np.int32)
+    flat[offsets[:-1]] = cls_id
+    flat[offsets[1:] - 1] = sep_id
+    gather(full.flat, first_start, first_len, flat, offsets[:-1] + 1)
+    gather(full.flat, second_start, second_len, flat, offsets[:-1] + 1 + first_len)
+    return TokenizedTexts(flat, offsets, np.asarray(full.full_lengths, dtype=np.int64))
+
+
+ARRAYS = ("flat", "offsets", "full_lengths")
+
+
+def entry_path(cache_dir: Path, tokenizer, texts_key: str, max_length: int, truncation: str, head_tokens: int) -> Path:
+    mode_key = f"{truncation}{head_tokens}" if truncation == "head+tail" else truncation
+    length = max_length if truncation != "none" else 0
+    return Path(cache_dir) / "tokens" / f"{tokenizer_fingerprint(tokenizer)}-{length}-{mode_key.replace('+', '_')}-{texts_key}"
+
+
+def load_entry(path: Path) -> TokenizedTexts | None:
+    """A cache entry, memory-mapped; None when there is none (or it is damaged: then it is redone)."""
+    if not path.is_dir():
+        return None
+    try:
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        if len(arrays["offsets"]) != len(arrays["full_lengths"]) + 1 or arrays["offsets"][-1] != len(arrays["flat"]):
+            raise ValueError("inconsistent arrays")
+        return TokenizedTexts(arrays["flat"], arrays["offsets"], arrays["full_lengths"])
+    except (OSError, ValueError, IndexError) as err:  # damaged by hand or by a full disk elsewhere
+        log.warning("%s: unreadable cache entry (%s); tokenizing again", path, type(err).__name__)
+        return None
+
+
+def save_entry(path: Path, tokens: TokenizedTexts) -> TokenizedTexts:
+    """Written whole or not at all (a folder renamed into place); returned memory-mapped."""
+    with atomic_dir(path) as folder:
+        for name in ARRAYS:
+            np.save(folder / f"{name}.npy", np.asarray(getattr(tokens, name)))
+    return load_entry(path) or tokens
+
+
+def cached(tokenizer, texts: list[str], cache_dir: Path, max_length: int = 0, truncation: str = "none",
+           head_tokens: int = 128) -> TokenizedTexts | None:
+    """The cache's entry for these texts and settings, memory-mapped, or None: nothing is tokenized."""
+    return load_entry(entry_path(cache_dir, tokenizer, texts_hash(texts), max_length, truncation, head_tokens))
 
 
 def tokenize(
@@ -140,23 +245,26 @@ def tokenize(
     head_tokens: int = 128,
     cache_dir: Path | None = None,
 ) -> TokenizedTexts:
-    """Token ids for `texts`; `truncation="none"` keeps whole texts without special tokens (LM corpus)."""
+    """Token ids for `texts`; `truncation="none"` keeps whole texts without special tokens (LM corpus).
+    With `cache_dir`, the untruncated ids are cached once per text list and every truncation is cut
+    from them (and cached too); entries come back memory-mapped."""
     if truncation not in TRUNCATIONS:
         raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
     if truncation != "none" and (tokenizer.cls_token_id is None or tokenizer.sep_token_id is None):
         raise ValueError("the tokenizer has no [CLS]/[SEP] tokens")
+
+    def view(full: TokenizedTexts) -> TokenizedTexts:
+        return full if truncation == "none" else cut(full, max_length, truncation, head_tokens, tokenizer.cls_token_id, tokenizer.sep_token_id)
+
     if cache_dir is None:
-        return _encode(tokenizer, texts, max_length, truncation, head_tokens)
-    mode_key = f"{truncation}{head_tokens}" if truncation == "head+tail" else truncation
-    key = f"{tokenizer_fingerprint(tokenizer)}-{max_length}-{mode_key.replace('+', '_')}-{texts_hash(texts)}"
-    path = Path(cache_dir) / "tokens" / f"{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as stored:
-                return TokenizedTexts(stored["flat"], stored["offsets"], stored["full_lengths"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # damaged by hand or by a full disk elsewhere
-            log.warning("%s: unreadable cache entry (%s); tokenizing again", path, type(err).__name__)
-    result = _encode(tokenizer, texts, max_length, truncation, head_tokens)
-    # the temporary name ends in .npz, so np.savez keeps it; an interrupted write leaves no entry
-    write_atomic(path, lambda tmp: np.savez(tmp, flat=result.flat, offsets=result.offsets, full_lengths=result.full_lengths))
-    return result
+        return view(_encode(tokenizer, texts))
+    key = texts_hash(texts)
+    path = entry_path(cache_dir, tokenizer, key, max_length, truncation, head_tokens)
+    found = load_entry(path)
+    if found is not None:
+        return found
+    full_path = entry_path(cache_dir, tokenizer, key, 0, "none", head_tokens)
+    full = load_entry(full_path) if full_path != path else None
+    if full is None:
+        full = save_entry(full_path, _encode(tokenizer, texts))
+    return full if truncation == "none" else save_entry(path, view(full))

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.checkpoint import DTYPES, load_classifier, save_classifier
-from ..core.config import ModelConfig
+from ..core.config import ModelConfig, fold_count
 from ..core.errors import ConfigError, RunError
 from ..core.paths import PACKAGED_MODEL, WORKING_ENV, kaggle_input, kagglebert_version, platform, working_dir
 from ..core.runs import Run
@@ -148,7 +148,7 @@ def copy_run_files(source: Run, target: Run) -> None:
     pairs = [(source.config_path, target.config_path), (source.inputs_path, target.inputs_path),
              (source.folds_path, target.folds_path), (source.metrics_path, target.metrics_path),
              (source.oof_path, target.oof_path), (source.test_pred_path, target.test_pred_path)]
-    pairs += [(source.fold_file(k, "record.json"), target.fold_file(k, "record.json")) for k in range(source.cfg.data.n_folds)]
+    pairs += [(source.fold_file(k, "record.json"), target.fold_file(k, "record.json")) for k in range(fold_count(source.cfg))]
     copy_pairs(pairs)
 
 
@@ -195,7 +195,7 @@ def copy_served_run(source: Run, target: Run, dtype: str) -> None:
         for fold, (folder, meta) in enumerate(zip(folders, transformer.check_fold_metas(folders, source))):
             copy_fold_model(folder, target.fold_model_dir(fold), meta, dtype, source)
         return
-    folds = range(source.cfg.data.n_folds)  # arrays as stored: --dtype applies to transformer weights
+    folds = range(fold_count(source.cfg))  # arrays as stored: --dtype applies to transformer weights
     copy_pairs([(p, t) for k in folds for p, t in zip(source.fold_model_files(k), target.fold_model_files(k))])
     if kind == "features":
         copy_encoder(linear.encoder_checkpoint(source), target.encoder_dir)
@@ -264,7 +264,7 @@ def export_run(run: str | Path, dest: str | Path, dtype: str = "fp16", runs_dir:
         write_json(tmp / METADATA, dataset_metadata(name))
         write_json(tmp / MARKER, {
             "format": FORMAT, "run": name, "run_dir": f"{RUNS}/{name}", "kind": source.kind, "dtype": dtype,
-            "folds": source.runs[0].cfg.data.n_folds, "members": [r.dir.name for r in source.runs] if source.blend else [],
+            "folds": fold_count(source.runs[0].cfg), "members": [r.dir.name for r in source.runs] if source.blend else [],
             "sizes": sizes, "wheels": wheel_names, "kagglebert_version": kagglebert_version(),
         })
     size = folder_size(dest)

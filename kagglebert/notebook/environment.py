@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import config as config_mod
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.errors import KagglebertError
 
 log = logging.getLogger("kagglebert")
@@ -130,7 +130,8 @@ def measure(cfg: Config) -> dict:
     out = {"device": str(device), "gpus": gpu_count(), "precision": resolve_precision(cfg.train.precision, device),
            "lm_precision": resolve_precision(cfg.lm.precision, device), **_memory(device)}
     task = get_task(cfg.run.task)
-    data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition)
+    data = load_competition(task, cfg.data.dir, cfg.data.max_rows, cfg.data.fold_seed, cfg.data.require_competition,
+                            max_test_rows=cfg.data.max_test_rows)
     out.update(train_rows=len(data.train), test_rows=len(data.test), data_dir=str(data.dir))
     model_path = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(model_path)
@@ -229,15 +230,18 @@ def project(measured: dict, cfg: Config, world_size: int = 1) -> pd.DataFrame:
     over `world_size` data-parallel processes; the timed batches hold comments of about the mean
     length, as length-bucketed batches do on average."""
     train_rows, test_rows = measured["train_rows"], measured["test_rows"]
-    k, epochs = cfg.data.n_folds, cfg.train.epochs
+    k, epochs = fold_count(cfg), cfg.train.epochs
     predict_rate = measured["predict_batch"] / measured["predict_batch_s"]  # comments/s
     train_rate = measured["train_batch"] / measured["train_step_s"]
     # per arm: K folds × epochs over (K-1)/K of the rows, validation after every epoch, the test set once per fold
-    arm = (k * epochs * train_rows * (k - 1) / k / train_rate
-           + (epochs * train_rows + k * test_rows) / predict_rate) / world_size
+    # (one split, data.valid_frac = f: one model × epochs over 1 - f of the rows, validation on f)
+    train_share, valid_share = ((1 - cfg.data.valid_frac), cfg.data.valid_frac) if cfg.data.valid_frac > 0 else ((k - 1) / k, 1.0)
+    arm = (k * epochs * train_rows * train_share / train_rate
+           + (epochs * train_rows * valid_share + k * test_rows) / predict_rate) / world_size
+    folds_text = f"one split (valid_frac {cfg.data.valid_frac:g})" if cfg.data.valid_frac > 0 else f"{k} folds"
     rows = {
         "EDA (read, tokenize)": ((train_rows + test_rows) / measured["tokenize_texts_per_s"], "one process"),
-        "classifier, one arm (FiT or ITPT-FiT)": (arm, f"{k} folds × {epochs} epochs, {train_rate:.0f} training comments/s measured"),
+        "classifier, one arm (FiT or ITPT-FiT)": (arm, f"{folds_text} × {epochs} epochs, {train_rate:.0f} training comments/s measured"),
     }
     if "lm_step_s" in measured:
         corpus = (train_rows + (test_rows if cfg.lm.include_test else 0)) * measured["mean_tokens"]

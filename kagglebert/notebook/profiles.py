@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..core import config as config_mod
 from ..core.atomic import read_json, write_atomic
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.errors import ConfigError
 from ..core.paths import attached_runs_dirs, find_data_dir, platform, working_dir
 from ..core.errors import RunError
@@ -208,7 +208,7 @@ def _mirror_run(source: Path, target: Path) -> None:
 
 
 def _has_work(run: Run) -> bool:
-    return run.metrics_path.is_file() or any(run.fold_complete(k) for k in range(run.cfg.data.n_folds))
+    return run.metrics_path.is_file() or any(run.fold_complete(k) for k in range(fold_count(run.cfg)))
 
 
 def _attached_runs(name: str, cfg: Config) -> tuple[list[Run], list[Run]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.errors import RunError
 from ..core.paths import platform, resolve_model
 from ..core.atomic import read_json
@@ -83,7 +83,7 @@ def fill_mask_before_after(cfg: Config, sentences: list[str], top_k: int = 5) ->
 
 def fold_records(cfg: Config) -> list[dict]:
     return [read_json(_require(_fold_file(cfg, k, "record.json"), "train this fold first (kagglebert.train.main)"))
-            for k in range(cfg.data.n_folds)]
+            for k in range(fold_count(cfg))]
 
 
 def fold_table(cfg: Config) -> pd.DataFrame:
@@ -110,8 +110,10 @@ def oof_predictions(cfg: Config) -> OOF:
     task = run.task
     oof = read_predictions(path, task.id_column)
     data = run.load_data()
-    oof = oof.set_index(task.id_column).loc[data.train[task.id_column].to_numpy(), task.label_columns]
-    return OOF(task.label_columns, data.labels, oof.to_numpy())
+    # every training row with k folds; with a single split (data.valid_frac) the validation rows only
+    scored = np.flatnonzero(data.train[task.id_column].isin(set(oof[task.id_column])).to_numpy())
+    oof = oof.set_index(task.id_column).loc[data.train[task.id_column].to_numpy()[scored], task.label_columns]
+    return OOF(task.label_columns, data.labels[scored], oof.to_numpy())
 
 
 def lr_schedule(cfg: Config, fold: int = 0) -> np.ndarray:
@@ -151,7 +153,7 @@ def fold_test_predictions(cfg: Config) -> dict:
     """Per-fold test predictions, how alike they are, and their mean (what test_pred.csv holds)."""
     task = get_task(cfg.run.task)
     frames = [read_predictions(_require(_fold_file(cfg, k, "test.csv"), f"train fold {k} first"), task.id_column)
-              for k in range(cfg.data.n_folds)]
+              for k in range(fold_count(cfg))]
     stacked = np.stack([f[task.label_columns].to_numpy() for f in frames])  # folds × rows × labels
     # Spearman (AUC only sees order) between two folds' predictions, per label, then the mean
     # over labels: pooling labels would measure their different base rates, not agreement
@@ -171,7 +173,7 @@ def fold_test_predictions(cfg: Config) -> dict:
 
 def validate_submission(cfg: Config, path) -> pd.DataFrame:
     """Re-read the written file and check it against sample_submission.csv as the run saw it
-    (its test rows only, when data.max_rows bounded them), item by item."""
+    (its test rows only, when data.max_test_rows bounded them), item by item."""
     task = get_task(cfg.run.task)
     sample = reader(cfg).load_data().sample_submission
     sub = read_predictions(path, task.id_column)
@@ -232,7 +234,7 @@ def submission_warnings(task_name: str, rows: int, path) -> list[str]:
     fix = ("attach the competition and use the full profile" if platform() == "kaggle"
            else "use the full profile with the competition's files (data.dir)")
     return [f"{path} has {rows:,} rows; the competition's test set has {expected:,}. This is a sample run "
-            f"(the bundled sample or data.max_rows): Kaggle will reject it; {fix}"]
+            f"(the bundled sample or data.max_test_rows): Kaggle will reject it; {fix}"]
 
 
 def health_flags(transformers: dict[str, tuple[dict, Config]], baselines: dict[str, dict]) -> list[str]:

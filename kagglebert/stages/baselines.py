@@ -17,6 +17,7 @@ TF-IDF vocabulary and IDF, and per fold the logistic regressions (and the featur
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -107,20 +108,47 @@ def frozen_embeddings(run: Run, data: CompetitionData) -> tuple[np.ndarray, np.n
     return arrays["train"], arrays["test"], {"encode_seconds": seconds, "encode_texts_per_s": n_texts / seconds, "checkpoint": checkpoint}
 
 
+# label fits run side by side in threads (liblinear and lbfgs release the GIL; threads share the
+# matrices, processes would copy them): every core up to this many. Each liblinear fit copies its
+# training rows into its own format (about 16 bytes per non-zero), so more at once costs memory.
+MAX_FIT_THREADS = 4
+# above this many texts (train + test) model.kind = tfidf is refused: vectorizing is single-core
+# Python (about 200 s per 300k texts on this project's 2-core machine) and each liblinear fit
+# copies its rows, so 1.9M texts (2019) would take hours and over 12 GB; use data.max_rows
+TFIDF_MAX_TEXTS = 600_000
+
+
+def fit_threads(n_labels: int) -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_FIT_THREADS, n_labels))
+
+
 def fit_per_label(x_train, y_train: np.ndarray, C: float, solver: str, seed: int) -> LinearHeads:
-    """One logistic regression per label column. A label with a single class among the training
-    rows (possible on tiny subsamples) has nothing to learn: its prediction is that class, a constant."""
+    """One logistic regression per label column, the labels fitted side by side in threads (the
+    same models as one after another: each fit is seeded). A label with a single class among the
+    training rows (possible on tiny subsamples) has nothing to learn: its prediction is that class,
+    a constant."""
+    from concurrent.futures import ThreadPoolExecutor
+
     n_labels = y_train.shape[1]
     coef, intercept = np.zeros((n_labels, x_train.shape[1])), np.zeros(n_labels)
     constant = np.full(n_labels, np.nan)
-    for j in range(n_labels):
+    if hasattr(x_train, "sum_duplicates"):
+        # canonical (sorted, no duplicate) indices now, in this thread: scipy would otherwise
+        # tidy a shared matrix in place from several threads at once
+        x_train.sum_duplicates()
+        x_train.sort_indices()
+
+    def fit_label(j: int) -> None:
         target = (y_train[:, j] >= 0.5).astype(np.int64)
         if target.min() == target.max():
             constant[j] = float(target[0])
-            continue
+            return
         model = LogisticRegression(C=C, solver=solver, max_iter=1000, random_state=seed)
         model.fit(x_train, target)
         coef[j], intercept[j] = model.coef_[0], model.intercept_[0]
+
+    with ThreadPoolExecutor(fit_threads(n_labels)) as pool:
+        list(pool.map(fit_label, range(n_labels)))  # list(): a fit's exception is raised here
     return LinearHeads(coef, intercept, constant)
 
 
@@ -130,6 +158,11 @@ def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: lis
     kind = cfg.model.kind
     seed_everything(cfg.run.seed)
     if kind == "tfidf":
+        n_texts = len(data.train) + len(data.test)
+        if n_texts > TFIDF_MAX_TEXTS:
+            raise ConfigError(f"model.kind = tfidf: {len(data.train):,} training + {len(data.test):,} test texts is above the "
+                              f"{TFIDF_MAX_TEXTS:,} the TF-IDF baseline is made for (single-core vectorizing and a copy of the rows "
+                              f"per fit: hours and over 12 GB); set data.max_rows (e.g. {TFIDF_MAX_TEXTS - len(data.test):,})")
         start = time.perf_counter()
         x_all, x_test, vectorizers = tfidf_matrices(data.train_texts, data.test_texts)
         if run.saves_models:  # before any fold's record: a complete fold finds its vocabulary

@@ -18,7 +18,7 @@ from ..core.config import Config
 from ..core.paths import cache_dir, resolve_model
 from ..core.atomic import write_csv, write_json
 from ..core.runs import Run, open_run
-from ..core.tokenization import load_tokenizer, tokenize
+from ..core.tokenization import cached, load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 
@@ -81,6 +81,25 @@ def prevalence_note(prevalence: pd.DataFrame) -> str:
     return f"{row['label']} {ours:.1f}% of these train rows vs {theirs:.1f}% in the competition: {verdict}"
 
 
+TOKEN_SAMPLE = 50_000  # rows per split whose token lengths are measured when the cache has none (full size: a sample)
+
+
+def token_lengths_of(tokenizer, texts: list[str], cfg: Config) -> tuple[np.ndarray, np.ndarray, str]:
+    """(rows, their untruncated token lengths, where from). Every row when the tokenization cache
+    holds these texts (the LM or the classifier tokenized them) or there are at most TOKEN_SAMPLE
+    of them (tokenized now and cached); else a random TOKEN_SAMPLE rows (seed run.seed), so the EDA
+    of 1.8M comments takes seconds, not the minutes a full tokenization does."""
+    every = np.arange(len(texts))
+    found = cached(tokenizer, texts, cache_dir(cfg))
+    if found is not None:
+        return every, np.asarray(found.full_lengths), "every row (tokenization cache)"
+    if len(texts) <= TOKEN_SAMPLE:
+        return every, tokenize(tokenizer, texts, cache_dir=cache_dir(cfg)).full_lengths, "every row"
+    rows = np.sort(np.random.default_rng(cfg.run.seed).choice(len(texts), size=TOKEN_SAMPLE, replace=False))
+    sampled = tokenize(tokenizer, [texts[i] for i in rows])
+    return rows, sampled.full_lengths, f"a random sample of {TOKEN_SAMPLE:,} of {len(texts):,} rows (seed run.seed = {cfg.run.seed})"
+
+
 def analyse(run: Run) -> EDAResult:
     cfg, task = run.cfg, run.task
     data = run.load_data()
@@ -97,13 +116,13 @@ def analyse(run: Run) -> EDAResult:
     cooccurrence = pd.DataFrame(counts / np.maximum(np.diag(counts)[:, None], 1), index=task.label_columns, columns=task.label_columns)
 
     tokenizer = load_tokenizer(resolve_model(cfg.model.name))
-    frames = []
+    frames, sources = [], {}
     for split, frame in (("train", data.train), ("test", data.test)):
         texts = frame[task.text_column].tolist()
-        tokens = tokenize(tokenizer, texts, cache_dir=cache_dir(cfg))
+        rows, token_lengths, sources[split] = token_lengths_of(tokenizer, texts, cfg)
         frames.append(pd.DataFrame({
-            "id": frame[task.id_column].to_numpy(), "split": split,
-            "chars": [len(t) for t in texts], "tokens": tokens.full_lengths,
+            "id": frame[task.id_column].to_numpy()[rows], "split": split,
+            "chars": frame[task.text_column].str.len().to_numpy()[rows], "tokens": token_lengths,
         }))
     lengths = pd.concat(frames, ignore_index=True)
     length_summary = lengths.groupby("split")[["chars", "tokens"]].describe(percentiles=[0.5, 0.9, 0.99]).T
@@ -118,7 +137,8 @@ def analyse(run: Run) -> EDAResult:
         "data_dir": str(data.dir),
         "train_rows": len(data.train),
         "test_rows": len(data.test),
-        "test_subsampled": data.test_subsampled,  # data.max_rows cut test.csv: predictions cover these rows only
+        "token_lengths_from": sources,  # per split: every row (the tokenization cache, or few enough rows) or a random sample
+        "test_subsampled": data.test_subsampled,  # data.max_test_rows cut test.csv: predictions cover these rows only
         "any_label_share": float(positive.any(1).mean()),
         "label_share_vs_competition": prevalence_note(prevalence),
         "empty_train_texts": int((data.train[task.text_column].str.strip() == "").sum()),

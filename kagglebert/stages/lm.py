@@ -34,7 +34,7 @@ from ..core.errors import Interrupted, RunError
 from ..core.modeling import load_masked_lm, masked_lm_loss
 from ..core.paths import cache_dir, resolve_model
 from ..core.runs import Run, open_run
-from ..core.tokenization import load_tokenizer, tokenize
+from ..core.tokenization import TokenizedTexts, load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 
@@ -45,8 +45,12 @@ def build_corpus(run: Run, tokenizer) -> tuple[np.ndarray, np.ndarray, int]:
     """(train blocks, held-out blocks, corpus tokens)."""
     cfg = run.cfg
     data = run.load_data()
-    texts = data.train_texts + (data.test_texts if cfg.lm.include_test else [])
-    tokens = tokenize(tokenizer, texts, cache_dir=cache_dir(cfg))
+    # train and test tokenized (and cached) apart: the same entries the EDA and the classifier's
+    # truncated ids read, so each text goes through the tokenizer once per run
+    parts = [tokenize(tokenizer, data.train_texts, cache_dir=cache_dir(cfg))]
+    if cfg.lm.include_test:
+        parts.append(tokenize(tokenizer, data.test_texts, cache_dir=cache_dir(cfg)))
+    tokens = TokenizedTexts.concat(parts) if len(parts) > 1 else parts[0]
     blocks = pack_blocks(tokens, cfg.lm.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
     if len(blocks) < 2:
         raise RunError(f"LM corpus too small: {int(tokens.lengths.sum())} tokens make {len(blocks)} block(s) of {cfg.lm.block_size}")

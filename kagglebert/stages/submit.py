@@ -2,7 +2,7 @@
 and row order, probabilities in [0, 1] and no NaN. Checked before it is written, written to a
 temporary file and linked into place, never over an existing file. It writes only into
 `submit.dir` (the run folder is opened read-only, so a read-only run can be submitted). A run on
-a subsample of the test rows (`data.max_rows`) or on the bundled sample is marked as a sample run:
+a subsample of the test rows (`data.max_test_rows`) or on the bundled sample is marked as a sample run:
 Kaggle would reject its file, and the log line and the printed command's message say so.
 
     python -m kagglebert submit --config demo
@@ -126,7 +126,7 @@ def submit_predictions(pred_path: Path, task: TaskSpec, data_dir: str, out_path:
     """`pred_path`'s predictions checked against sample_submission and written to `out_path`,
     scored on the released test labels when the data folder holds them (checked before writing).
     `sample`: sample_submission as the run saw it (restricted to the subsampled test ids with
-    data.max_rows); by default read from the data folder (`data_folder`, else found from `data_dir`)."""
+    data.max_test_rows); by default read from the data folder (`data_folder`, else found from `data_dir`)."""
     if not pred_path.is_file():
         raise RunError(f"{pred_path}: not found; run `python -m kagglebert train` (or `run`) first")
     folder = data_folder if data_folder is not None else find_data_dir(data_dir, task.competition_slug)

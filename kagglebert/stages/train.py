@@ -32,7 +32,7 @@ from ..core.advice import CHANCE_AUC, likely_fixes, near_chance
 from ..core.atomic import atomic_dir, read_json, write_json
 from ..core.batching import LengthBucketBatchSampler, PadCollator
 from ..core.checkpoint import save_classifier
-from ..core.config import Config
+from ..core.config import Config, fold_count
 from ..core.data import CompetitionData
 from ..core.engine import Batches, fit, param_groups, precision_of, start
 from ..core.errors import Interrupted, RunError
@@ -212,7 +212,8 @@ def fit_transformer(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: 
 
 def log_score(run: Run, metrics: dict, verb: str) -> None:
     """The run's OOF score — and a warning, with the likely fixes, when a transformer scored near chance."""
-    log.info("train: %s (OOF %s %.4f; folds: %s)", verb, run.task.metric_name, metrics["oof_auc"],
+    where = "folds" if not metrics.get("valid_frac") else f"{metrics['oof_rows']} validation rows of one split"
+    log.info("train: %s (OOF %s %.4f; %s: %s)", verb, run.task.metric_name, metrics["oof_auc"], where,
              ", ".join(f"{s:.4f}" for s in metrics["fold_auc"]))
     if run.cfg.model.kind == "transformer" and near_chance(metrics["oof_auc"]):
         log.warning("train: %s: OOF AUC %.4f is near chance (%.1f): the model learned next to nothing; %s",
@@ -223,7 +224,7 @@ def main(cfg: Config) -> dict | None:
     distributed.init_from_env()  # under torchrun: join the process group; else nothing
     with distributed.main_first():
         run = open_run(cfg)
-    every_fold = range(cfg.data.n_folds)
+    every_fold = range(fold_count(cfg))
     finished = (run.metrics_path, run.oof_path, run.test_pred_path)  # a deleted one is assembled again below
     if all(p.is_file() for p in finished) and all(run.fold_complete(k) for k in every_fold):
         metrics = read_json(run.metrics_path)
@@ -233,9 +234,9 @@ def main(cfg: Config) -> dict | None:
         data = run.load_data()
         folds = run.folds(data)
     wanted = cfg.train.folds or list(every_fold)
-    bad = [k for k in wanted if not 0 <= k < cfg.data.n_folds]
+    bad = [k for k in wanted if k not in every_fold]
     if bad:
-        raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{cfg.data.n_folds - 1}")
+        raise RunError(f"train.folds = {cfg.train.folds}: fold {bad[0]} is outside 0..{len(every_fold) - 1}")
     done = [k for k in wanted if run.fold_complete(k)]
     if done:
         log.info("train: folds %s already complete in %s, resuming", done, run.dir)

@@ -20,6 +20,7 @@ import torch
 from ...core.atomic import read_json
 from ...core.engine import resolve_precision
 from ...core.errors import RunError
+from ...core.config import fold_count
 from ...core.linear import LinearHeads, load_vectorizers, tfidf_transform
 from ...core.modeling import encode, load_encoder
 from ...core.runs import Run
@@ -41,7 +42,7 @@ def check_servable(run: Run) -> list[Path]:
     """Every fold's model files are there (nothing loaded); their paths."""
     check_finished(run)
     files = []
-    for fold in range(run.cfg.data.n_folds):
+    for fold in range(fold_count(run.cfg)):
         for path in run.fold_model_files(fold):
             if not path.exists():
                 raise RunError(f"{path}: missing; fold {fold}'s model was not saved (a {run.cfg.model.kind} run made "
@@ -110,7 +111,7 @@ class LinearRun(ServedRun):
 def load(run: Run, device: torch.device, batch_size: int) -> LinearRun:
     check_servable(run)
     n_labels = len(run.task.label_columns)
-    heads = [LinearHeads.load(run.fold_linear_path(k), n_labels) for k in range(run.cfg.data.n_folds)]
+    heads = [LinearHeads.load(run.fold_linear_path(k), n_labels) for k in range(fold_count(run.cfg))]
     vectorizers = encoder = tokenizer = None
     precision = "fp32"
     if run.cfg.model.kind == "tfidf":

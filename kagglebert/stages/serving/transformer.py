@@ -16,6 +16,7 @@ import torch
 from ...core.atomic import read_json
 from ...core.checkpoint import load_classifier, read_meta
 from ...core.engine import resolve_precision
+from ...core.config import fold_count
 from ...core.errors import RunError
 from ...core.modeling import Classifier, predict as model_probabilities
 from ...core.runs import Run
@@ -34,7 +35,7 @@ def check_finished(run: Run) -> None:
     if not cfg.train.save_models:
         raise RunError(f"{run.dir}: trained with train.save_models = false, so no fold models were kept; train it "
                        f"again under a new name with --set train.save_models=true")
-    for fold in range(cfg.data.n_folds):
+    for fold in range(fold_count(cfg)):
         if not run.fold_file(fold, "record.json").is_file():  # not fold_complete: a missing model gets its own message
             raise RunError(f"{run.dir}: fold {fold} is not trained ({run.fold_file(fold, 'record.json').name} missing); "
                            f"finish the run with `python -m kagglebert train` first")
@@ -45,7 +46,7 @@ def fold_model_dirs(run: Run) -> list[Path]:
     the run cannot be served (models not saved, a fold unfinished or its model gone)."""
     check_finished(run)
     folders = []
-    for fold in range(run.cfg.data.n_folds):
+    for fold in range(fold_count(run.cfg)):
         folder = run.fold_model_dir(fold)
         if not folder.is_dir():
             raise RunError(f"{folder}: missing; fold {fold}'s model was not saved or was deleted (the run cannot predict)")
