@@ -10,7 +10,7 @@ import logging
 import sys
 
 from .core import config as config_mod
-from .core import locks
+from .core import locks, logs
 from .core.errors import Interrupted, KagglebertError
 from .core.leaderboard import describe
 from .analysis import ablate, blend
@@ -81,9 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # force: this call's stderr, not a handler an earlier in-process caller (a notebook session, a
-    # test capturing output) left on a stream that may be closed by now
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    logs.to_stderr()
     args = build_parser().parse_args(argv)
     try:
         if args.command == "blend":

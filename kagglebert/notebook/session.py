@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from ..core import logs
 from ..core.errors import ConfigError, KagglebertError
 from ..core.paths import WORKING_ENV, platform, working_dir
 
@@ -50,7 +51,7 @@ def colab_note() -> str:
 def start() -> str:
     """Set up a notebook kernel: stage progress to the output, one-line kagglebert errors, and on
     Colab a note on where runs/ lives. Returns the platform ('kaggle' | 'colab' | 'local')."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)  # the stages report progress here
+    logs.to_stderr()  # the stages report progress here
     try:
         from IPython import get_ipython
     except ImportError:  # plain Python: exceptions stay as they are
