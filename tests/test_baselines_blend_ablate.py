@@ -191,6 +191,7 @@ def test_per_label_blend_is_never_worse_than_any_member_on_any_label(tfidf_run, 
 def test_blend_refuses_runs_with_other_folds(tfidf_run, work, learnable_dir, capsys):
     cfg = config_mod.load("tfidf", base_overrides(learnable_dir, work, **{"run.name": "tfidf-otherfolds", "data.fold_seed": 7}))
     train.main(cfg)
+    capsys.readouterr()  # the training's own lines; what the blend command prints comes next
     code = cli.main(["blend", "--runs", "tfidf", "tfidf-otherfolds", "--name", "bad-blend", "--runs-dir", str(work / "runs"),
                      "--submissions-dir", str(work / "submissions")])
     err = capsys.readouterr().err.strip()
@@ -391,6 +392,7 @@ def test_serving_refuses_a_blend_without_its_members_and_a_baseline_without_mode
     sentences.write_text("hello there\n")
     for run, expected in ((alone / "lonely-blend", "needs its member 'tfidf'"), (no_models / "tfidf", "fold1_linear.npz: missing")):
         for command in (["predict", "--input", sentences, "--output", tmp_path / "out.csv"], ["export", "--to", tmp_path / "exp"]):
+            capsys.readouterr()  # the blend's own lines above; only this command's output is checked
             code = cli.main([command[0], "--run", str(run), *map(str, command[1:])])
             err = capsys.readouterr().err
             assert code == 2 and err.startswith("error:") and err.count("\n") == 1 and expected in err, err
