@@ -346,7 +346,10 @@ def test_a_blend_is_served_and_exported_with_its_members(tfidf_run, features_run
     done = run_cli("predict", "--run", "served-blend", "--runs-dir", runs_dir, "--input", learnable_dir / "test.csv", "--output", out)
     assert done.returncode == 0, done.stderr[-2000:]
     own = own_test_predictions(runs_dir / "served-blend")
-    np.testing.assert_allclose(predicted(out, own.index), own[LABELS].to_numpy(), atol=1e-6)
+    # a rank blend: a member's recomputed score that crosses a near-tie with another test row moves
+    # by one rank step (1/rows); seen with the oldest dependency versions (features member, 8e-4)
+    np.testing.assert_allclose(predicted(out, own.index), own[LABELS].to_numpy(), atol=2 / len(own))
+    assert np.mean(np.abs(predicted(out, own.index) - own[LABELS].to_numpy()) < 1e-6) > 0.5  # most rows exact
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
