@@ -8,8 +8,6 @@ what a bug report needs.
 """
 from __future__ import annotations
 
-import logging
-
 from ..core import logs
 from ..core.errors import ConfigError, KagglebertError
 from ..core.paths import WORKING_ENV, platform, working_dir
