@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from kagglebert import cli
-from kagglebert.core import checks, config
+from kagglebert.core import config, data_checks, fingerprints, paths, preflight
 from kagglebert.core.tasks import JIGSAW_TOXIC_2018 as TASK
 from kagglebert.core.errors import Interrupted
 from kagglebert.core.runs import read_run
@@ -458,10 +458,10 @@ def test_a_run_records_its_inputs(made_run, ctx):
 
     inputs = json.loads((made_run / "inputs.json").read_text())
     assert set(inputs["data"]) == {"train.csv", "test.csv", "sample_submission.csv"}
-    assert inputs["data"]["train.csv"] == checks.file_sha256(ctx.data / "train.csv")
+    assert inputs["data"]["train.csv"] == fingerprints.file_sha256(ctx.data / "train.csv")
     assert inputs["model"]["name"] == str(ctx.model)
-    assert inputs["model"]["files"]["model.safetensors"] == checks.file_sha256(ctx.model / "model.safetensors")
-    assert inputs["kagglebert"] == checks.kagglebert_version()
+    assert inputs["model"]["files"]["model.safetensors"] == fingerprints.file_sha256(ctx.model / "model.safetensors")
+    assert inputs["kagglebert"] == paths.kagglebert_version()
 
 
 def test_changed_data_is_refused_like_a_changed_config(made_run, ctx, capsys):
@@ -791,7 +791,7 @@ def test_reading_a_run_back_needs_no_preflight(made_run, ctx, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("preflight ran on a read-only run")
 
-    for module, name in ((checks, "preflight"), (checks, "input_fingerprints"), (checks, "check_data"), (data, "load_competition")):
+    for module, name in ((preflight, "preflight"), (preflight, "input_fingerprints"), (data_checks, "check_data"), (data, "load_competition")):
         monkeypatch.setattr(module, name, refuse)
     monkeypatch.setattr(runs, "load_competition", refuse)
     run = read_run(ctx.work / "runs", "demo")

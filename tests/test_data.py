@@ -189,7 +189,7 @@ def test_max_rows_cuts_training_rows_only(sample_dir):
 
 
 def test_rare_labels_are_warned_about_once_per_label(sample_dir, caplog):
-    from kagglebert.core.checks import warn_rare_labels
+    from kagglebert.core.data_checks import warn_rare_labels
 
     data = load_competition(TASK, str(sample_dir))  # 300 rows: threat has 1 positive
     with caplog.at_level(logging.WARNING, logger="kagglebert"):

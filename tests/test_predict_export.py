@@ -74,7 +74,7 @@ def test_load_run_reads_the_run_without_its_data_or_a_preflight(trained, sample_
     """A copy of the run folder, read with preflight and the data reader refusing to run: the run
     binds nothing to its data at read time, and predicts its own test rows."""
     import kagglebert
-    from kagglebert.core import checks, data, runs
+    from kagglebert.core import data, preflight, runs
 
     runs_dir, name = trained("fp32")
     copy = tmp_path / "elsewhere" / name
@@ -83,7 +83,7 @@ def test_load_run_reads_the_run_without_its_data_or_a_preflight(trained, sample_
     def refuse(*args, **kwargs):
         raise AssertionError("preflight ran on a read-only run")
 
-    for module, attr in ((checks, "preflight"), (checks, "input_fingerprints"), (data, "load_competition"), (runs, "load_competition")):
+    for module, attr in ((preflight, "preflight"), (preflight, "input_fingerprints"), (data, "load_competition"), (runs, "load_competition")):
         monkeypatch.setattr(module, attr, refuse)
     own = read_pred(copy / "test_pred.csv").head(20)
     texts = read_raw_csv(sample_dir / "test.csv").set_index("id").loc[own["id"], "comment_text"].tolist()

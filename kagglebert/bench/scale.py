@@ -16,7 +16,7 @@ resident memory of the process and its children (sampled every 0.1 s with psutil
 own `ru_maxrss`, whichever is larger). Steps (the model is the packaged MiniLM's tokenizer, the
 demo config's max_length 128 with head+tail, 5 folds):
 
-    load          read + check train.csv, test.csv, sample_submission.csv (checks.check_data)
+    load          read + check train.csv, test.csv, sample_submission.csv (data_checks.check_data)
     folds         the stratified folds (setup: load)
     eda           the EDA stage, end to end (a cold cache: token lengths from a random sample)
     tokenize-train, tokenize-test   the classifier's token ids, cold cache (setup: load)
@@ -63,7 +63,7 @@ def step_config(data_dir: Path, work: Path, task: str, step: str, n_folds: int):
 
 def run_step(step: str, data_dir: Path, work: Path, task_name: str, n_folds: int) -> dict:
     """One step, timed; returns {"seconds": …, **details}. Setup (the data a step reads) is not timed."""
-    from ..core import checks
+    from ..core import data_checks
     from ..core.paths import cache_dir, resolve_model
     from ..core.runs import Run
     from ..core.tasks import get_task
@@ -74,7 +74,7 @@ def run_step(step: str, data_dir: Path, work: Path, task_name: str, n_folds: int
     detail: dict = {}
     if step == "load":
         began = time.perf_counter()
-        data = checks.check_data(cfg, task)
+        data = data_checks.check_data(cfg, task)
         seconds = time.perf_counter() - began
         detail = {"train_rows": len(data.train), "test_rows": len(data.test)}
         return {"seconds": seconds, **detail}
@@ -91,7 +91,7 @@ def run_step(step: str, data_dir: Path, work: Path, task_name: str, n_folds: int
         metrics = train.main(cfg)
         return {"seconds": time.perf_counter() - began, "oof_auc": metrics["oof_auc"]}
 
-    data = checks.check_data(cfg, task)  # setup for the steps below
+    data = data_checks.check_data(cfg, task)  # setup for the steps below
     if step == "folds":
         from ..core.folds import make_folds
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import checks
 from . import config as config_mod
 from .atomic import read_json
 from .config import Config
@@ -52,6 +51,30 @@ def read_inputs(path: Path) -> dict:
         return read_json(path)
     except (OSError, ValueError) as err:
         raise RunError(f"{path}: unreadable ({err}); delete the run folder to start over") from None
+
+
+def dumps_inputs(inputs: dict) -> str:
+    return json.dumps(inputs, indent=2, sort_keys=True) + "\n"
+
+
+def describe_changes(old: dict, new: dict) -> list[str]:
+    """What differs between two inputs.json contents, in words (one item per file)."""
+    changes = []
+    if old.get("kagglebert") != new.get("kagglebert"):
+        changes.append(f"kagglebert {old.get('kagglebert')} → {new.get('kagglebert')}")
+    old_data, new_data = old.get("data") or {}, new.get("data") or {}
+    for role in sorted(set(old_data) | set(new_data)):
+        if old_data.get(role) != new_data.get(role):
+            changes.append(f"{role}: sha256 {str(old_data.get(role))[:10]}… → {str(new_data.get(role))[:10]}…")
+    old_model = (old.get("model") or {}).get("files") or {}
+    new_model = (new.get("model") or {}).get("files") or {}
+    changed = sorted(n for n in set(old_model) | set(new_model) if old_model.get(n) != new_model.get(n))
+    if changed:
+        changes.append(f"model files changed: {', '.join(changed)}")
+    old_lm, new_lm = old.get("lm_output"), new.get("lm_output")
+    if old_lm and new_lm and old_lm != new_lm:
+        changes.append(f"LM stage output changed: {', '.join(sorted(n for n in set(old_lm) | set(new_lm) if old_lm.get(n) != new_lm.get(n)))}")
+    return changes
 
 
 # what each kind of classifier reads besides run.*, data.*, model.kind and (when needs_lm) lm.*:
@@ -101,7 +124,7 @@ def check_inputs_unchanged(folder: Path, inputs: dict) -> dict:
     if not path.is_file():
         return dict(inputs)
     old = read_inputs(path)
-    changes = checks.describe_changes(old, inputs)
+    changes = describe_changes(old, inputs)
     if changes:
         raise RunError(
             f"{folder}: this run was made from other inputs ({'; '.join(changes[:3])}). "

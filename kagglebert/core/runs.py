@@ -19,7 +19,7 @@ or with other data files, another checkpoint or another kagglebert version, is r
 in one folder always come from one config and one set of inputs. Settings that only change how a
 run is watched or where it writes (device, progress bars, the submission name) may differ.
 
-`open_run` checks everything first (core/checks.py) and only then creates the folder; a second
+`open_run` checks everything first (core/preflight.py) and only then creates the folder; a second
 process on the same run folder is refused while the first holds its lock (core/locks.py). What a
 run is bound to (the settings that matter, inputs.json, the LM key) is core/binding.py. Readers (`read_run`,
 `reader`, `open_run(cfg, write=False)`) never write, so a read-only run folder can be read and
@@ -32,13 +32,13 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checks
 from . import config as config_mod
-from . import distributed
-from .binding import check_config_unchanged, check_inputs_unchanged, lm_key, read_inputs
+from . import distributed, preflight
+from .binding import check_config_unchanged, check_inputs_unchanged, dumps_inputs, lm_key, read_inputs
 from .config import Config
 from .data import CompetitionData, load_competition
 from .errors import RunError
+from .fingerprints import folder_fingerprints
 from .folds import load_or_make_folds
 from .atomic import write_atomic
 from .locks import acquire, fcntl, release
@@ -156,7 +156,7 @@ class Run:
         if self.recorded_lm_key:
             return Path(self.cfg.run.runs_dir) / LM_STORE / self.recorded_lm_key
         if self.inputs is None:
-            self.inputs = read_inputs(self.inputs_path) if self.inputs_path.is_file() else checks.input_fingerprints(self.cfg)
+            self.inputs = read_inputs(self.inputs_path) if self.inputs_path.is_file() else preflight.input_fingerprints(self.cfg)
         return Path(self.cfg.run.runs_dir) / LM_STORE / lm_key(self.cfg, self.inputs)
 
     @property
@@ -213,13 +213,13 @@ class Run:
 
 
 def open_run(cfg: Config, write: bool = True) -> Run:
-    """Check every input (core/checks.py), then create or reopen the run folder; refuse a different
+    """Check every input (core/preflight.py), then create or reopen the run folder; refuse a different
     config or other inputs under the same name. Nothing is written until every check has passed.
 
     write=True (eda, lm, train): the folder is created, locked for as long as the returned Run is
     alive (rank 0 only under torchrun), and config.toml / inputs.json are written.
     write=False (submit): the run must exist; nothing in it is written, so a read-only folder works."""
-    checked = checks.preflight(cfg)
+    checked = preflight.preflight(cfg)
     task = get_task(cfg.run.task)
     folder = run_dir(cfg.run.runs_dir, cfg.run.name)
     check_config_unchanged(folder, cfg)
@@ -228,7 +228,7 @@ def open_run(cfg: Config, write: bool = True) -> Run:
     provisional = Run(cfg, folder, task, data=checked.data, inputs=inputs, recorded_lm_key=key)
     if cfg.lm.epochs > 0 and provisional.lm_complete():
         # the classifier starts from the LM stage's output: bind the run to those files too
-        inputs["lm_output"] = checks.folder_fingerprints(provisional.lm_dir)
+        inputs["lm_output"] = folder_fingerprints(provisional.lm_dir)
     merged = check_inputs_unchanged(folder, inputs)
     if not write:
         if not (folder / "config.toml").is_file():
@@ -248,7 +248,7 @@ def open_run(cfg: Config, write: bool = True) -> Run:
         # checked again under the lock: another process may have written this run meanwhile
         check_config_unchanged(folder, cfg)
         run.inputs = merged = check_inputs_unchanged(folder, inputs)
-    for path, text in ((run.config_path, config_mod.dumps(cfg)), (run.inputs_path, checks.dumps_inputs(merged))):
+    for path, text in ((run.config_path, config_mod.dumps(cfg)), (run.inputs_path, dumps_inputs(merged))):
         if not (path.is_file() and path.read_text(encoding="utf-8") == text):  # a reopened run: untouched
             write_atomic(path, text)
     return run
