@@ -405,12 +405,8 @@ def test_notebook_05_serves_the_recommended_run_of_runs_without_an_export(tfidf_
     """kagglebert installed, no export anywhere (Colab after a pip install): notebook 05 serves the
     run or blend of runs/ that notebook 4 recommends (best honest OOF score), and its submission.csv
     holds that candidate's own test predictions."""
-    import jupytext
-    from nbclient import NotebookClient
-
-    from kagglebert.core.paths import REPO_ROOT
     from kagglebert.notebook import report
-    from test_notebooks import python_kernel_name
+    from test_notebooks import run_notebook_05
 
     runs = tmp_path / "runs"
     for name in ("tfidf", "features"):
@@ -419,18 +415,8 @@ def test_notebook_05_serves_the_recommended_run_of_runs_without_an_export(tfidf_
     scores = report.run_scores({n: json.loads((runs / n / "metrics.json").read_text()) for n in ("tfidf", "features", "nb-blend")})
     best = str(scores.index[0])
     working = tmp_path / "working"
-    working.mkdir()
     monkeypatch.delenv("KAGGLEBERT_EXPORT", raising=False)
-    for key, value in dict(KAGGLEBERT_OVERRIDES=f"run.runs_dir={runs}", KAGGLEBERT_WORKING=working,
-                           KAGGLEBERT_KAGGLE_INPUT=tmp_path / "no-inputs", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-                           TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1").items():
-        monkeypatch.setenv(key, str(value))
-    notebook = jupytext.read(REPO_ROOT / "notebooks" / "05_inference.py")
-    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=300,
-                   resources={"metadata": {"path": str(working)}}).execute()
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    text = "\n".join([o.get("text", "") for o in outputs] + [str(v) for o in outputs for v in o.get("data", {}).values()])
+    text = run_notebook_05(working, monkeypatch, KAGGLEBERT_OVERRIDES=f"run.runs_dir={runs}", KAGGLEBERT_KAGGLE_INPUT=tmp_path / "no-inputs")
     assert f"run folder: {runs / best}" in text and "no export attached" in text
     own = own_test_predictions(runs / best)
     np.testing.assert_allclose(predicted(working / "submission.csv", own.index), own[LABELS].to_numpy(), atol=1e-6)

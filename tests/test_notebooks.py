@@ -188,6 +188,26 @@ def outputs_text(notebook) -> str:
     return "\n".join(parts)
 
 
+
+def run_notebook_05(working: Path, monkeypatch, **env) -> str:
+    """Notebook 05 executed top to bottom in a new folder `working` (its KAGGLEBERT_WORKING), offline
+    and on one thread, with `env` set too; asserts no cell failed and returns every output's text."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    from kagglebert.core.paths import REPO_ROOT
+
+    working.mkdir()
+    settings = dict(KAGGLEBERT_WORKING=working, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                    PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    for key, value in {**settings, **env}.items():
+        monkeypatch.setenv(key, str(value))
+    notebook = jupytext.read(REPO_ROOT / "notebooks" / "05_inference.py")
+    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=300,
+                   resources={"metadata": {"path": str(working)}}).execute()
+    assert not [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    return outputs_text(notebook)
+
 @pytest.mark.parametrize("script", STAGES, ids=[p.stem for p in STAGES])
 def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
     import psutil

@@ -297,25 +297,11 @@ def test_bad_inputs_are_one_line_exit_2_and_nothing_written(trained, capsys, tmp
 def test_notebook_05_predicts_from_an_export(exported, sample_dir, tmp_path, monkeypatch, capsys):
     """Notebook 05 as on Kaggle with the export attached: it finds the export, writes submission.csv
     (the same file `predict` writes) and shows the sentences' probabilities."""
-    import jupytext
-    from nbclient import NotebookClient
-
-    from kagglebert.core.paths import REPO_ROOT
-    from test_notebooks import python_kernel_name
+    from test_notebooks import run_notebook_05
 
     dest, runs_dir, name, _ = exported
     working = tmp_path / "working"
-    working.mkdir()
-    for key, value in dict(KAGGLEBERT_EXPORT=dest, KAGGLEBERT_WORKING=working, KAGGLEBERT_KAGGLE_INPUT=tmp_path / "no-inputs",
-                           HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                           PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1").items():
-        monkeypatch.setenv(key, str(value))
-    notebook = jupytext.read(REPO_ROOT / "notebooks" / "05_inference.py")
-    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=300,
-                   resources={"metadata": {"path": str(working)}}).execute()
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    text = "\n".join([o.get("text", "") for o in outputs] + [str(v) for o in outputs for v in o.get("data", {}).values()])
+    text = run_notebook_05(working, monkeypatch, KAGGLEBERT_EXPORT=dest, KAGGLEBERT_KAGGLE_INPUT=tmp_path / "no-inputs")
     assert f"export: {dest}" in text and "You are an idiot and nobody wants you here." in text and "identity_hate" in text
 
     expected = tmp_path / "expected.csv"

@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .errors import ConfigError, DataError
+from .tables import check_unique_ids
 
 SUBTYPE_COLUMNS = ["severe_toxicity", "obscene", "identity_attack", "insult", "threat", "sexual_explicit"]
 IDENTITY_COLUMNS = [
@@ -169,9 +170,7 @@ def read_label_file(path: Path, id_column: str) -> pd.DataFrame:
         frame = pd.read_csv(path, usecols=wanted, dtype=str, keep_default_na=False, na_filter=False)
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{path}: cannot be read as CSV: {str(err).strip().splitlines()[-1]}") from None
-    duplicated = np.flatnonzero(frame[id_column].duplicated().to_numpy())
-    if len(duplicated):
-        raise DataError(f"{path}: row {duplicated[0] + 1}, column {id_column!r}: duplicate id {frame[id_column].iloc[duplicated[0]]!r}")
+    check_unique_ids(frame, path, id_column)
     parse_shares(frame, path, [LABEL_FILE_TARGET], allow_empty=False)
     parse_shares(frame, path, SCORED_IDENTITIES, allow_empty=True)
     return frame

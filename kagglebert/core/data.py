@@ -22,6 +22,7 @@ import pandas as pd
 from .bias import parse_shares
 from .errors import DataError
 from .paths import SAMPLE_DATA, find_data_dir
+from .tables import check_unique_ids, require_columns, require_rows
 from .tasks import TaskSpec
 
 log = logging.getLogger("kagglebert")
@@ -273,31 +274,6 @@ def read_predictions(path: Path, id_column: str) -> pd.DataFrame:
         if column != id_column:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
-
-
-def require_columns(df: pd.DataFrame, path: Path, columns: list[str]) -> None:
-    for column in columns:
-        if column not in df.columns:
-            raise DataError(f"{path}: row 0 (header), column {column!r}: missing (found: {', '.join(df.columns)})")
-
-
-def require_rows(df: pd.DataFrame, path: Path) -> None:
-    if len(df) == 0:
-        raise DataError(f"{path}: no data rows (only a header)")
-
-
-def check_unique_ids(df: pd.DataFrame, path: Path, id_column: str) -> None:
-    ids = df[id_column]
-    empty = np.flatnonzero(ids.str.strip().to_numpy() == "")
-    if len(empty):
-        raise DataError(f"{path}: row {empty[0] + 1}, column {id_column!r}: empty id")
-    duplicated = np.flatnonzero(ids.duplicated().to_numpy())
-    if len(duplicated):
-        row = duplicated[0]
-        first = int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0])
-        raise DataError(
-            f"{path}: row {row + 1}, column {id_column!r}: duplicate id {ids.iloc[row]!r} (first at row {first + 1})"
-        )
 
 
 def parse_labels(df: pd.DataFrame, path: Path, task: TaskSpec) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .tables import check_unique_ids, require_columns, require_rows
 
 UNSCORED = -1  # 2018's test_labels.csv: the row was not used for scoring
 
@@ -49,26 +50,12 @@ def read_text_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def check_ids(frame: pd.DataFrame, path: Path, id_column: str) -> None:
-    ids = frame[id_column]
-    empty = np.flatnonzero(ids.str.strip().to_numpy() == "")
-    if len(empty):
-        raise DataError(f"{path}: row {empty[0] + 1}, column {id_column!r}: empty id")
-    duplicated = np.flatnonzero(ids.duplicated().to_numpy())
-    if len(duplicated):
-        row = duplicated[0]
-        raise DataError(f"{path}: row {row + 1}, column {id_column!r}: duplicate id {ids.iloc[row]!r}")
-
-
 def read_labels(path: Path, id_column: str, label_columns: list[str], allowed: tuple[float, ...]) -> pd.DataFrame:
     """The label file with its label columns as float64, every value one of `allowed`."""
     frame = read_text_table(path)
-    for column in [id_column, *label_columns]:
-        if column not in frame.columns:
-            raise DataError(f"{path}: row 0 (header), column {column!r}: missing (found: {', '.join(frame.columns)})")
-    if len(frame) == 0:
-        raise DataError(f"{path}: no data rows (only a header)")
-    check_ids(frame, path, id_column)
+    require_columns(frame, path, [id_column, *label_columns])
+    require_rows(frame, path)
+    check_unique_ids(frame, path, id_column)
     for column in label_columns:
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
         bad = ~np.isin(values, allowed)

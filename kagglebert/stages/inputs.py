@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core.data import check_test_ids, check_unique_ids, read_csv
+from ..core.data import check_test_ids, read_csv
+from ..core.tables import check_unique_ids
 from ..core.errors import DataError
 from ..core.tasks import TaskSpec
 
