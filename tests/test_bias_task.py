@@ -207,6 +207,23 @@ def test_bundled_fixture_loads_with_every_column_checked():
     assert list(data.sample_submission.columns) == ["id", "prediction"]
 
 
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda ids: ids.where(ids.index != 4, ids.iloc[1]), "row 5, column 'id': duplicate id '{id1}' (first at row 2)"),
+    (lambda ids: ids.where(ids.index != 2, " "), "row 3, column 'id': empty id"),
+], ids=["duplicate id", "empty id"])
+def test_a_2019_label_file_follows_the_id_rule_of_every_table(edit, message, tmp_path):
+    """The released label files are checked by the same id rule as train.csv (core/tables.py)."""
+    from kagglebert.core.errors import DataError
+
+    frame = read_raw_csv(FIXTURE / bias.PRIVATE_LABELS).head(20)
+    frame["id"] = edit(frame["id"])
+    path = tmp_path / bias.PRIVATE_LABELS
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as err:
+        bias.read_label_file(path, "id")
+    assert str(err.value) == f"{path}: " + message.format(id1=frame["id"].iloc[1])
+
 def test_loss_weights_travel_in_the_batch(tokenizer):
     cfg = config_mod.load("bias-demo")
     data = load_competition(JIGSAW_BIAS_2019)
