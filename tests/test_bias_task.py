@@ -327,3 +327,15 @@ def test_released_label_files_must_split_the_test_rows(data_dir, tmp_path, run_c
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: {folder}/") and expected in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr
     assert not work.exists()
+
+
+@pytest.mark.parametrize("max_rows", [150, 200, 1000, 2000])
+def test_max_rows_is_the_number_of_training_rows(max_rows):
+    """data.max_rows = N trains on N rows: the stratified splitter alone gave 149, 201, 1,001 and
+    1,999 on the 2019 fixture's four (toxic × identity) classes."""
+    data = load_competition(JIGSAW_BIAS_2019, "", max_rows)
+    assert len(data.train) == max_rows and data.train["id"].is_unique
+    classes = bias.stratify_classes(data.train["target"].to_numpy(), data.train[bias.SCORED_IDENTITIES].to_numpy()).mean(0)
+    full = load_competition(JIGSAW_BIAS_2019)
+    expected = bias.stratify_classes(full.train["target"].to_numpy(), full.train[bias.SCORED_IDENTITIES].to_numpy()).mean(0)
+    assert np.abs(classes - expected).max() < 0.02  # still stratified
