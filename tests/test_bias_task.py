@@ -294,6 +294,17 @@ def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tm
         submission = pd.read_csv(tmp_path / "submissions" / "quick-bias-itpt.csv")
         assert list(submission.columns) == ["id", "prediction"] and len(submission) == TEST_ROWS
         assert "jigsaw-unintended-bias-in-toxicity-classification" in text
+        # the leaderboard table: the written submission's public and private scores, scored here independently
+        from test_notebooks import outputs_text_of
+
+        board = outputs_text_of(notebook, "report.leaderboard_table")
+        written = submission.astype({"id": str}).set_index("id")
+        for name in (bias.PUBLIC_LABELS, bias.PRIVATE_LABELS):
+            labels = pd.read_csv(data_dir / name, dtype={"id": str})
+            expected, _ = kernel_score(labels["toxicity"], labels[bias.SCORED_IDENTITIES],
+                                       written.loc[labels["id"], "prediction"].to_numpy(), drop_undefined=True)
+            split = "public" if name == bias.PUBLIC_LABELS else "private"
+            assert f"{split} ({len(labels)} rows)" in board and f"{expected:.4f}" in board, (split, expected, board[:2000])
 
 
 @pytest.mark.parametrize("case, message", [
