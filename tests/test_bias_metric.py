@@ -234,3 +234,56 @@ def test_leaderboard_label_file_errors_name_file_row_and_column(tmp_path):
 
     with pytest.raises(DataError, match=r"test_public_expanded.csv: row 4, column 'toxicity': value '1.5' is not a number in \[0, 1\]"):
         JIGSAW_BIAS_2019.leaderboard(tmp_path, pd.DataFrame({"id": labels["id"], "prediction": 0.5}))
+
+
+# ---- a second independent implementation: the issue's words, pairs counted, no sklearn ----
+
+def pair_auc(positive_scores, negative_scores):
+    """P(a positive outranks a negative), a tie counting 1/2; None without both classes."""
+    if len(positive_scores) == 0 or len(negative_scores) == 0:
+        return None
+    diff = np.subtract.outer(np.asarray(positive_scores, float), np.asarray(negative_scores, float))
+    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+def by_the_words(target, shares, pred):
+    """0.25 × overall AUC + 0.75 × mean of the three power means (p = -5) over the identities'
+    subgroup, BPSN and BNSP AUCs; toxic and member at >= 0.5; a NaN share is not a member; an
+    undefined AUC left out of its mean."""
+    pred = np.asarray(pred, float)
+    toxic = np.asarray(target, float) >= 0.5
+    overall = pair_auc(pred[toxic], pred[~toxic])
+    terms, table = {"subgroup_auc": [], "bpsn_auc": [], "bnsp_auc": []}, {}
+    for j in range(shares.shape[1]):
+        member = np.array([s >= 0.5 if s == s else False for s in shares[:, j]])
+        aucs = {"subgroup_auc": pair_auc(pred[member & toxic], pred[member & ~toxic]),
+                "bpsn_auc": pair_auc(pred[~member & toxic], pred[member & ~toxic]),
+                "bnsp_auc": pair_auc(pred[member & toxic], pred[~member & ~toxic])}
+        table[j] = aucs
+        for key, value in aucs.items():
+            if value is not None:
+                terms[key].append(value)
+    means = [0.0 if 0.0 in v else (sum(x ** -5 for x in v) / len(v)) ** (-1 / 5) for v in terms.values() if v]
+    if overall is None:
+        return float("nan"), table
+    return (0.25 * overall + 0.75 * sum(means) / len(means) if means else overall), table
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_matches_the_issue_text_counted_pair_by_pair(seed):
+    rng = np.random.default_rng(7000 + seed)
+    target, ident, pred = random_case(rng, int(rng.integers(6, 400)), adversarial=seed % 2 == 1)
+    if seed == 3:
+        pred = np.full(len(pred), 0.5)  # every prediction tied
+    if seed == 5:
+        ident["jewish"] = np.where(np.asarray(target) >= 0.5, 1.0, np.nan)  # members all toxic: subgroup and BPSN undefined
+    expected, table = by_the_words(target, ident.to_numpy(np.float64), pred)
+    result = ours(target, ident, pred)
+    if np.isnan(expected):
+        assert np.isnan(result["score"])
+    else:
+        assert result["score"] == pytest.approx(expected, abs=1e-9)
+    for j, name in enumerate(ident.columns):
+        for key, value in table[j].items():
+            mine = result["per_identity"][name][key]
+            assert (mine is None) == (value is None) and (value is None or mine == pytest.approx(value, abs=1e-9))

@@ -311,3 +311,59 @@ def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tm
         submission = pd.read_csv(tmp_path / "submissions" / "quick-bias-itpt.csv")
         assert list(submission.columns) == ["id", "prediction"] and len(submission) == TEST_ROWS
         assert "jigsaw-unintended-bias-in-toxicity-classification" in text
+        # the leaderboard table: the written submission's public and private scores, scored here independently
+        from test_notebooks import outputs_text_of
+
+        board = outputs_text_of(notebook, "report.leaderboard_table")
+        written = submission.astype({"id": str}).set_index("id")
+        for name in (bias.PUBLIC_LABELS, bias.PRIVATE_LABELS):
+            labels = pd.read_csv(data_dir / name, dtype={"id": str})
+            expected, _ = kernel_score(labels["toxicity"], labels[bias.SCORED_IDENTITIES],
+                                       written.loc[labels["id"], "prediction"].to_numpy(), drop_undefined=True)
+            split = "public" if name == bias.PUBLIC_LABELS else "private"
+            assert f"{split} ({len(labels)} rows)" in board and f"{expected:.4f}" in board, (split, expected, board[:2000])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("lost_public_row", "test_public_expanded.csv: column 'id': no row for test id '{first}' (submission row {row}), "
+                        "nor in test_private_expanded.csv"),
+    ("shared_row", "test_private_expanded.csv: row {n}, column 'id': id '{first}' is also in test_public_expanded.csv (row 1); "
+                   "a test row is public or private, not both"),
+])
+def test_released_label_files_must_split_the_test_rows(data_dir, tmp_path, run_cli, case, message):
+    """A test id in neither *_expanded file would go unscored, one in both would be scored twice:
+    each is one line naming the file, the row and the column, before anything is written."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("train.csv", "test.csv", "sample_submission.csv"):
+        (folder / name).write_bytes((data_dir / name).read_bytes())
+    public, private = read_raw_csv(data_dir / bias.PUBLIC_LABELS), read_raw_csv(data_dir / bias.PRIVATE_LABELS)
+    first = public["id"].iloc[0]
+    row = read_raw_csv(data_dir / "sample_submission.csv")["id"].tolist().index(first) + 1
+    if case == "lost_public_row":
+        public = public.iloc[1:]
+    else:
+        private = pd.concat([private, public.head(1)])
+    public.to_csv(folder / bias.PUBLIC_LABELS, index=False)
+    private.to_csv(folder / bias.PRIVATE_LABELS, index=False)
+    work = tmp_path / "work"
+    done = run_cli("run", "--config", "tfidf", "--set", "run.task=jigsaw-bias-2019", "--set", f"data.dir={folder}",
+                   "--set", f"run.runs_dir={work / 'runs'}", "--set", f"submit.dir={work / 'submissions'}",
+                   "--set", f"data.cache_dir={work / 'cache'}", "--set", "data.n_folds=2")
+    assert done.returncode == 2, done.stderr[-2000:]
+    expected = message.format(first=first, n=len(private), row=row)
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {folder}/") and expected in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    assert not work.exists()
+
+
+@pytest.mark.parametrize("max_rows", [150, 200, 1000, 2000])
+def test_max_rows_is_the_number_of_training_rows(max_rows):
+    """data.max_rows = N trains on N rows: the stratified splitter alone gave 149, 201, 1,001 and
+    1,999 on the 2019 fixture's four (toxic × identity) classes."""
+    data = load_competition(JIGSAW_BIAS_2019, "", max_rows)
+    assert len(data.train) == max_rows and data.train["id"].is_unique
+    classes = bias.stratify_classes(data.train["target"].to_numpy(), data.train[bias.SCORED_IDENTITIES].to_numpy()).mean(0)
+    full = load_competition(JIGSAW_BIAS_2019)
+    expected = bias.stratify_classes(full.train["target"].to_numpy(), full.train[bias.SCORED_IDENTITIES].to_numpy()).mean(0)
+    assert np.abs(classes - expected).max() < 0.02  # still stratified

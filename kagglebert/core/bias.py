@@ -176,6 +176,25 @@ def read_label_file(path: Path, id_column: str) -> pd.DataFrame:
     return frame
 
 
+def check_label_split(paths: dict[str, Path], public: pd.DataFrame, private: pd.DataFrame, submission_ids: pd.Index,
+                      id_column: str) -> None:
+    """The two released files split the test rows: an id in both is an error, and so is a
+    submission (test) id in neither (the labels belong to other test rows, or a row was lost);
+    without this a lost row would be silently unscored and a shared one scored twice."""
+    public_ids = pd.Index(public[id_column])
+    shared = np.flatnonzero(private[id_column].isin(public_ids).to_numpy())
+    if len(shared):
+        row, value = int(shared[0]), private[id_column].iloc[int(shared[0])]
+        raise DataError(f"{paths['private']}: row {row + 1}, column {id_column!r}: id {value!r} is also in {paths['public'].name} "
+                        f"(row {public_ids.get_loc(value) + 1}); a test row is public or private, not both")
+    labelled = submission_ids.isin(public_ids) | submission_ids.isin(pd.Index(private[id_column]))
+    missing = np.flatnonzero(~labelled)
+    if len(missing):
+        raise DataError(f"{paths['public']}: column {id_column!r}: no row for test id {submission_ids[missing[0]]!r} "
+                        f"(submission row {missing[0] + 1}), nor in {paths['private'].name}: the two files label every "
+                        f"test row; these labels belong to other test rows, or a row is missing")
+
+
 def leaderboard(data_dir: Path, submission: pd.DataFrame, id_column: str = "id", column: str = "prediction") -> dict | None:
     """Public and private scores of `submission` (id, prediction) as the leaderboard computed them,
     from the released test_public_expanded.csv / test_private_expanded.csv in `data_dir`, in
@@ -187,14 +206,17 @@ def leaderboard(data_dir: Path, submission: pd.DataFrame, id_column: str = "id",
     if not any(p.is_file() for p in paths.values()):
         return None
     pred = submission.astype({id_column: str}).set_index(id_column)[column]
+    read = {split: read_label_file(path, id_column) for split, path in paths.items() if path.is_file()}
+    if len(read) == 2:
+        check_label_split(paths, read["public"], read["private"], pred.index, id_column)
     splits, files, notes = {}, [], []
     for split, path in paths.items():
-        if not path.is_file():
+        if split not in read:
             splits[split] = {"score": None, "rows": 0}
             notes.append(f"{path.name} missing")
             continue
         files.append(path.name)
-        labels = read_label_file(path, id_column)
+        labels = read[split]
         labels = labels[labels[id_column].isin(pred.index)]
         if not len(labels):
             splits[split] = {"score": None, "rows": 0}

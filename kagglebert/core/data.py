@@ -340,7 +340,14 @@ def stratified_subsample(df: pd.DataFrame, targets: np.ndarray, n_rows: int, see
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, train_size=n_rows, test_size=len(df) - n_rows, random_state=seed)
-    keep, _ = next(splitter.split(np.zeros(len(df)), targets))
+    keep, rest = next(splitter.split(np.zeros(len(df)), targets))
+    # the splitter can miss the size by a row or two (the 2019 task's one-hot classes: 1,001 for
+    # 1,000); data.max_rows is the number of rows the run trains on, so draw or drop the difference
+    rng = np.random.default_rng(seed)
+    if len(keep) > n_rows:
+        keep = rng.choice(keep, size=n_rows, replace=False)
+    elif len(keep) < n_rows:
+        keep = np.concatenate([keep, rng.choice(rest, size=n_rows - len(keep), replace=False)])
     return df.iloc[np.sort(keep)].reset_index(drop=True)
 
 
