@@ -808,8 +808,13 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 def pause(optimizer, args, kwargs):
     if not getattr(pause, "done", False):
         pause.done = True
+        # SIGINT blocked before the line goes out, then taken by sigwait: a signal that lands before
+        # the wait starts stays pending instead of being lost (signal.pause() could then wait forever)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         print("kagglebert-test: first optimizer step done", file=sys.stderr, flush=True)
-        signal.pause()  # until the test's SIGINT; its KeyboardInterrupt is raised here, mid-stage
+        signal.sigwait({signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise KeyboardInterrupt  # what Python's SIGINT handler raises: here, mid-stage
 register_optimizer_step_post_hook(pause)
 from kagglebert.cli import main
 sys.exit(main(sys.argv[1:]))
