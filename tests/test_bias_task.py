@@ -367,3 +367,24 @@ def test_max_rows_is_the_number_of_training_rows(max_rows):
     full = load_competition(JIGSAW_BIAS_2019)
     expected = bias.stratify_classes(full.train["target"].to_numpy(), full.train[bias.SCORED_IDENTITIES].to_numpy()).mean(0)
     assert np.abs(classes - expected).max() < 0.02  # still stratified
+
+
+def test_released_label_files_are_read_from_the_zips_kaggle_ships(tmp_path):
+    """test_public_expanded.csv.zip / test_private_expanded.csv.zip score exactly as the CSVs do."""
+    import zipfile
+
+    labels = {name: read_raw_csv(FIXTURE / name).head(200) for name in (bias.PUBLIC_LABELS, bias.PRIVATE_LABELS)}
+    ids = pd.concat([frame["id"] for frame in labels.values()], ignore_index=True)
+    submission = pd.DataFrame({"id": ids, "prediction": np.random.default_rng(0).random(len(ids))})
+    plain, zipped = tmp_path / "plain", tmp_path / "zipped"
+    for folder in (plain, zipped):
+        folder.mkdir()
+    for name, frame in labels.items():
+        frame.to_csv(plain / name, index=False)
+        with zipfile.ZipFile(zipped / f"{name}.zip", "w") as archive:
+            archive.writestr(name, frame.to_csv(index=False))
+    from_csv, from_zip = bias.leaderboard(plain, submission), bias.leaderboard(zipped, submission)
+    assert from_zip["files"] == [f"{bias.PUBLIC_LABELS}.zip", f"{bias.PRIVATE_LABELS}.zip"]
+    for split in ("public", "private"):
+        assert from_zip["splits"][split]["rows"] == 200
+        assert from_zip["splits"][split]["score"] == from_csv["splits"][split]["score"] is not None

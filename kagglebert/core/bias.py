@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .errors import ConfigError, DataError
-from .tables import check_unique_ids
+from .tables import check_unique_ids, find_labels
 
 SUBTYPE_COLUMNS = ["severe_toxicity", "obscene", "identity_attack", "insult", "threat", "sexual_explicit"]
 IDENTITY_COLUMNS = [
@@ -197,14 +197,15 @@ def check_label_split(paths: dict[str, Path], public: pd.DataFrame, private: pd.
 
 def leaderboard(data_dir: Path, submission: pd.DataFrame, id_column: str = "id", column: str = "prediction") -> dict | None:
     """Public and private scores of `submission` (id, prediction) as the leaderboard computed them,
-    from the released test_public_expanded.csv / test_private_expanded.csv in `data_dir`, in
+    from the released test_public_expanded.csv / test_private_expanded.csv (or their .zip) in `data_dir`, in
     core/leaderboard.py's schema (splits "public" and "private", each with its per-identity table);
     None when neither file is there. Each split is scored on its rows the submission has (a sample
     run's submission covers a few of them; "rows" says how many)."""
     data_dir = Path(data_dir)
-    paths = {"public": data_dir / PUBLIC_LABELS, "private": data_dir / PRIVATE_LABELS}
-    if not any(p.is_file() for p in paths.values()):
+    found = {"public": find_labels(data_dir, PUBLIC_LABELS), "private": find_labels(data_dir, PRIVATE_LABELS)}
+    if not any(found.values()):
         return None
+    paths = {"public": found["public"] or data_dir / PUBLIC_LABELS, "private": found["private"] or data_dir / PRIVATE_LABELS}
     pred = submission.astype({id_column: str}).set_index(id_column)[column]
     read = {split: read_label_file(path, id_column) for split, path in paths.items() if path.is_file()}
     if len(read) == 2:

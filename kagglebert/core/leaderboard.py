@@ -27,17 +27,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .tables import check_unique_ids, require_columns, require_rows
+from .tables import check_unique_ids, find_labels, require_columns, require_rows
 
 UNSCORED = -1  # 2018's test_labels.csv: the row was not used for scoring
-
-
-def find_labels(data_dir: Path, name: str) -> Path | None:
-    """`name` (or the `name.zip` Kaggle ships) in `data_dir`; None when absent."""
-    for candidate in (Path(data_dir) / name, Path(data_dir) / f"{name}.zip"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def read_text_table(path: Path) -> pd.DataFrame:

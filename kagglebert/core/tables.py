@@ -36,3 +36,11 @@ def check_unique_ids(df: pd.DataFrame, path: Path, id_column: str) -> None:
         raise DataError(
             f"{path}: row {row + 1}, column {id_column!r}: duplicate id {ids.iloc[row]!r} (first at row {first + 1})"
         )
+
+
+def find_labels(data_dir: Path, name: str) -> Path | None:
+    """`name` (or the `name.zip` Kaggle ships) in `data_dir`; None when absent."""
+    for candidate in (Path(data_dir) / name, Path(data_dir) / f"{name}.zip"):
+        if candidate.is_file():
+            return candidate
+    return None
