@@ -10,7 +10,8 @@ Checked here (config ranges and types were checked when the config was loaded):
   in every fold (a warning: quick runs on small samples are legitimate);
 - the model folder: config.json, weights, a tokenizer whose vocabulary fits the embedding matrix
   (a folder without tokenizer files once trained on a 5-token vocabulary, every word `[UNK]`), and
-  `model.max_length` / `lm.block_size` within the model's position embeddings.
+  `model.max_length` / `lm.block_size` within the model's position embeddings;
+- `model.kind = tfidf` on more texts than the TF-IDF baseline is made for (core/linear.TFIDF_MAX_TEXTS).
 
 It also fingerprints the inputs (sha256 of the data files and of the checkpoint's files, and the
 kagglebert version) so a run is bound to what it was made from. Results are memoised per process
@@ -30,6 +31,7 @@ from pathlib import Path
 from .config import MIN_ROWS_PER_FOLD, Config
 from .data import CompetitionData, find_file, load_competition
 from .errors import ConfigError, DataError
+from .linear import TFIDF_MAX_TEXTS
 from .paths import find_data_dir, kagglebert_version, resolve_model
 from .tasks import TaskSpec, get_task
 
@@ -409,10 +411,23 @@ def preflight(cfg: Config) -> Preflight:
         check_device(cfg.run.device)
         check_precision(cfg)
         data = check_data(cfg, task)
+        check_tfidf_size(cfg, data)
         # every kind is checked: TF-IDF needs no weights, but EDA measures token lengths with model.name's tokenizer
         model = check_model(cfg)
         check_writable_dir(cfg.submit.dir, "submit.dir")  # found now, not after hours of training
     return Preflight(data, model)
+
+
+def check_tfidf_size(cfg: Config, data: CompetitionData) -> None:
+    """model.kind = tfidf above TFIDF_MAX_TEXTS training + test texts: refused (its reason is next
+    to the constant), with the data.max_rows that fits."""
+    n_texts = len(data.train) + len(data.test)
+    if cfg.model.kind == "tfidf" and n_texts > TFIDF_MAX_TEXTS:
+        fits = TFIDF_MAX_TEXTS - len(data.test)
+        advice = f"set data.max_rows (e.g. {fits:,})" if fits > 0 else "set data.max_rows and data.max_test_rows"
+        raise ConfigError(f"config: model.kind = tfidf: {len(data.train):,} training + {len(data.test):,} test texts is above the "
+                          f"{TFIDF_MAX_TEXTS:,} the TF-IDF baseline is made for (its matrices need over 12 GB of memory "
+                          f"beyond that); {advice}")
 
 
 def check_writable_dir(folder: str, key: str) -> None:
