@@ -22,11 +22,12 @@ from .errors import RunError
 FORMAT = 1
 # model.kind = tfidf is refused above this many texts (training + test, after data.max_rows /
 # data.max_test_rows), in preflight before anything is written (core/checks.check_tfidf_size). The
-# reason is memory: the char 2-5-gram TF-IDF matrix holds about 600 non-zeros (8 bytes each) per
-# comment and is briefly built twice while the word and char columns are joined, on top of the
-# vectorizer's own counting; 312,735 texts (2018 size) peak at about 4-5 GB on one machine, so the
-# 1.9M texts of 2019 would need over 25 GB. Time grows linearly (vectorizing is single-core Python
-# per analyzer). 600,000 texts stay within about 12 GB; use data.max_rows to subsample the rest.
+# reason is memory: the TF-IDF matrix holds about 670 non-zeros (8 bytes each) per comment and is
+# briefly held twice while the word and char columns are joined, on top of the char vectorizer's
+# own counting. 312,735 texts (2018 size) peaked at 5.4 GB (`python -m kagglebert.bench --scale
+# 159571 --test-rows 153164 --steps tfidf`, 2-core machine under load, 578 s); memory grows about
+# linearly, so 600,000 texts stay within about 11 GB and 2019's 1.9M would need over 30 GB. Use
+# data.max_rows (training rows) above it.
 TFIDF_MAX_TEXTS = 600_000
 # the TfidfVectorizer settings that change what transform() computes; the rest are sklearn's defaults
 VECTORIZER_PARAMS = ("analyzer", "ngram_range", "token_pattern", "lowercase", "strip_accents", "sublinear_tf",

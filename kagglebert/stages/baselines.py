@@ -1,6 +1,9 @@
 """Baselines on the same folds as the transformer: what a fine-tuned model has to beat.
 
-- `model.kind = "tfidf"`: word 1–2-gram + char 2–5-gram TF-IDF, one logistic regression per label.
+- `model.kind = "tfidf"`: word 1–2-gram + char 2–5-gram TF-IDF, one logistic regression (lbfgs) per
+  label. The vectorizers are fitted once on train + test text, each in one pass of its analyzer (the
+  word one in a worker process beside the char one), and the labels are fitted in threads. Above
+  `core/linear.TFIDF_MAX_TEXTS` texts it is refused in preflight, before anything is written.
 - `model.kind = "features"` ("BERT-Feat", Sun et al. 2019): the frozen encoder (`model.name`, or
   the LM stage's output when `lm.epochs > 0`) embeds every comment once (pooled as
   `model.pooling`), the embeddings are cached in the run folder, and a logistic regression per
