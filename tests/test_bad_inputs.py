@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 
@@ -895,3 +896,37 @@ def runs_test_ids(run_folder: Path) -> list[str]:
     from kagglebert.core.runs import read_run
 
     return read_run(run_folder.parent, run_folder.name).load_data().test["id"].tolist()
+
+
+@pytest.mark.parametrize("command", ["run", "train", "eda"])
+def test_tfidf_above_its_size_is_refused_before_anything_is_written(ctx, capsys, monkeypatch, command):
+    """model.kind = tfidf on more texts than TFIDF_MAX_TEXTS (2019's 1.9M): one line naming the
+    counts, the reason and data.max_rows, from preflight, so no run folder, cache or submission is
+    made (it was once refused inside the training stage, after EDA had written the run). The limit
+    is lowered here so 200 + 200 rows stand in for 1.9M."""
+    monkeypatch.setattr("kagglebert.core.preflight.TFIDF_MAX_TEXTS", 300)
+    before = snapshot(ctx.work)
+    code, _, err = call_cli(base_args(ctx, command, **{"model.kind": "tfidf", "lm.epochs": 0}), capsys)
+    assert code == 2
+    assert_one_error_line(err, ["config: model.kind = tfidf: 200 training + 200 test texts is above the 300", "12 GB",
+                                "set data.max_rows (e.g. 100)"], whole=True)
+    assert snapshot(ctx.work) == before and not (ctx.work / "runs").exists()
+    monkeypatch.setattr("kagglebert.core.preflight.TFIDF_MAX_TEXTS", 150)  # the test rows alone are too many
+    code, _, err = call_cli(base_args(ctx, command, **{"model.kind": "tfidf", "lm.epochs": 0}), capsys)
+    assert code == 2 and "set data.max_rows and data.max_test_rows" in err and snapshot(ctx.work) == before
+
+
+def test_tfidf_matrices_are_what_transform_computes(sample_dir):
+    """One fit_transform per vectorizer (the word one in a worker process), rows split as views:
+    exactly the matrices `tfidf_transform` (what predict runs on new texts) gives, bit for bit."""
+    from kagglebert.core.linear import tfidf_transform
+    from kagglebert.stages.baselines import tfidf_matrices
+
+    texts = read_raw_csv(sample_dir / "train.csv")["comment_text"].tolist()
+    train, test = texts[:250], texts[250:]
+    x_train, x_test, vectorizers = tfidf_matrices(train, test)
+    for got, texts_ in ((x_train, train), (x_test, test)):
+        want = tfidf_transform(vectorizers, texts_)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        for name in ("indptr", "indices", "data"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name

@@ -20,6 +20,15 @@ from .atomic import read_json, write_atomic, write_json
 from .errors import RunError
 
 FORMAT = 1
+# model.kind = tfidf is refused above this many texts (training + test, after data.max_rows /
+# data.max_test_rows), in preflight before anything is written (core/preflight.check_tfidf_size). The
+# reason is memory: the TF-IDF matrix holds about 670 non-zeros (8 bytes each) per comment and is
+# briefly held twice while the word and char columns are joined, on top of the char vectorizer's
+# own counting. 312,735 texts (2018 size) peaked at 5.4 GB (`python -m kagglebert.bench --scale
+# 159571 --test-rows 153164 --steps tfidf`, 2-core machine under load, 578 s); memory grows about
+# linearly, so 600,000 texts stay within about 11 GB and 2019's 1.9M would need over 30 GB. Use
+# data.max_rows (training rows) above it.
+TFIDF_MAX_TEXTS = 600_000
 # the TfidfVectorizer settings that change what transform() computes; the rest are sklearn's defaults
 VECTORIZER_PARAMS = ("analyzer", "ngram_range", "token_pattern", "lowercase", "strip_accents", "sublinear_tf",
                      "norm", "use_idf", "smooth_idf", "binary", "min_df", "max_df", "max_features", "dtype")
@@ -139,6 +148,21 @@ def load_vectorizers(settings_path: Path, idf_path: Path) -> list:
     except (KeyError, TypeError, ValueError) as err:
         raise RunError(f"{settings_path}: not a readable TF-IDF description ({err})") from None
     return vectorizers
+
+
+def fit_vectorizer(vectorizer, texts: list[str]):
+    """(vectorizer, matrix): `vectorizer` fitted on `texts` and their TF-IDF rows in one pass of the
+    analyzer (fit_transform). With its indices sorted the matrix is exactly what `transform(texts)`
+    gives, the computation `predict` repeats on new texts (fit_transform leaves each row's columns
+    unsorted; the values are the same). Top-level and light to import: it also runs in a worker."""
+    try:
+        x = vectorizer.fit_transform(texts)
+    except ValueError:  # min_df=2 on a handful of texts can leave no term at all
+        vectorizer.set_params(min_df=1)
+        x = vectorizer.fit_transform(texts)
+    x = x.tocsr()
+    x.sort_indices()
+    return vectorizer, x
 
 
 def tfidf_transform(vectorizers: list, texts: list[str]):

@@ -8,6 +8,7 @@ Checked (config ranges and types were checked when the config was loaded):
 - the device exists (`cuda` without a GPU, `mps` missing) and supports the precision, here;
 - the data files, rows per fold and labels too rare to score (core/data_checks.py);
 - the model folder or hub id (core/model_checks.py);
+- `model.kind = tfidf` on more texts than the TF-IDF baseline is made for (core/linear.TFIDF_MAX_TEXTS), here;
 - submit.dir can be written, here.
 
 It also fingerprints the inputs (sha256 of the data files and of the checkpoint's files, and the
@@ -25,6 +26,7 @@ from . import data_checks, model_checks
 from .config import Config
 from .data import CompetitionData
 from .errors import ConfigError
+from .linear import TFIDF_MAX_TEXTS
 from .logs import warnings_after_success
 from .paths import kagglebert_version
 from .tasks import TaskSpec, get_task
@@ -103,10 +105,23 @@ def preflight(cfg: Config) -> Preflight:
         check_device(cfg.run.device)
         check_precision(cfg)
         data = data_checks.check_data(cfg, task)
+        check_tfidf_size(cfg, data)
         # every kind is checked: TF-IDF needs no weights, but EDA measures token lengths with model.name's tokenizer
         model = model_checks.check_model(cfg)
         check_writable_dir(cfg.submit.dir, "submit.dir")  # found now, not after hours of training
     return Preflight(data, model)
+
+
+def check_tfidf_size(cfg: Config, data: CompetitionData) -> None:
+    """model.kind = tfidf above TFIDF_MAX_TEXTS training + test texts: refused (its reason is next
+    to the constant), with the data.max_rows that fits."""
+    n_texts = len(data.train) + len(data.test)
+    if cfg.model.kind == "tfidf" and n_texts > TFIDF_MAX_TEXTS:
+        fits = TFIDF_MAX_TEXTS - len(data.test)
+        advice = f"set data.max_rows (e.g. {fits:,})" if fits > 0 else "set data.max_rows and data.max_test_rows"
+        raise ConfigError(f"config: model.kind = tfidf: {len(data.train):,} training + {len(data.test):,} test texts is above the "
+                          f"{TFIDF_MAX_TEXTS:,} the TF-IDF baseline is made for (its matrices need over 12 GB of memory "
+                          f"beyond that); {advice}")
 
 
 def check_writable_dir(folder: str, key: str) -> None:
