@@ -348,7 +348,7 @@ def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tm
     ("shared_row", "test_private_expanded.csv: row {n}, column 'id': id '{first}' is also in test_public_expanded.csv (row 1); "
                    "a test row is public or private, not both"),
 ])
-def test_released_label_files_must_split_the_test_rows(data_dir, tmp_path, run_cli, case, message):
+def test_released_label_files_must_split_the_test_rows(data_dir, tmp_path, run_cli, capsys, case, message):
     """A test id in neither *_expanded file would go unscored, one in both would be scored twice:
     each is one line naming the file, the row and the column, before anything is written."""
     folder = tmp_path / "data"
@@ -365,9 +365,11 @@ def test_released_label_files_must_split_the_test_rows(data_dir, tmp_path, run_c
     public.to_csv(folder / bias.PUBLIC_LABELS, index=False)
     private.to_csv(folder / bias.PRIVATE_LABELS, index=False)
     work = tmp_path / "work"
-    done = run_cli("run", "--config", "tfidf", "--set", "run.task=jigsaw-bias-2019", "--set", f"data.dir={folder}",
-                   "--set", f"run.runs_dir={work / 'runs'}", "--set", f"submit.dir={work / 'submissions'}",
-                   "--set", f"data.cache_dir={work / 'cache'}", "--set", "data.n_folds=2")
+    args = ("run", "--config", "tfidf", "--set", "run.task=jigsaw-bias-2019", "--set", f"data.dir={folder}",
+            "--set", f"run.runs_dir={work / 'runs'}", "--set", f"submit.dir={work / 'submissions'}",
+            "--set", f"data.cache_dir={work / 'cache'}", "--set", "data.n_folds=2")
+    # the first case through `python -m kagglebert`, the other through the same main in this process
+    done = run_cli(*args) if case == "lost_public_row" else cli_in_process(capsys, *args)
     assert done.returncode == 2, done.stderr[-2000:]
     expected = message.format(first=first, n=len(private), row=row)
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: {folder}/") and expected in done.stderr.strip().splitlines()[-1]
