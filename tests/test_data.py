@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from kagglebert import cli
 from kagglebert.core.data import load_competition
 from kagglebert.core.errors import DataError
 from kagglebert.core.tasks import JIGSAW_TOXIC_2018
@@ -128,18 +130,29 @@ def assert_cli_error(proc, *fragments: str) -> str:
     return errors[0]
 
 
+def cli_in_process(capsys, *args) -> SimpleNamespace:
+    """The CLI's own `main` in this process, answered like `run_cli`'s process (no interpreter
+    start, ~4 s of imports, per bad-input case)."""
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_cli_rejects_bad_input(case, broken_copy, sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+def test_cli_rejects_bad_input(case, broken_copy, sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args, capsys):
     edit, file, message = BAD_INPUTS[case]
     folder = broken_copy(edit)
-    proc = run_cli("run", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path))
+    args = ["run", "--config", "demo", *small_run_args(folder, tiny_model_dir, tmp_path)]
+    # the first case through `python -m kagglebert`, the others through the same main in this process
+    proc = run_cli(*args) if case == next(iter(BAD_INPUTS)) else cli_in_process(capsys, *args)
     assert_cli_error(proc, f"error: {folder / file}: ", expected_message(sample_dir, message))
     submissions = tmp_path / "submissions"
     assert not submissions.exists() or not any(submissions.iterdir())
 
 
-def test_cli_rejects_unknown_set_key(sample_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
-    proc = run_cli("run", "--config", "demo", *small_run_args(sample_dir, tiny_model_dir, tmp_path), "--set", "train.lrr=1e-4")
+def test_cli_rejects_unknown_set_key(sample_dir, tiny_model_dir, tmp_path, small_run_args, capsys):
+    proc = cli_in_process(capsys, "run", "--config", "demo", *small_run_args(sample_dir, tiny_model_dir, tmp_path), "--set", "train.lrr=1e-4")
     assert_cli_error(proc, "error: --set train.lrr=1e-4: unknown key 'train.lrr'; train has ")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "submissions").exists()
 

@@ -195,7 +195,7 @@ def test_bad_label_file_stops_run_before_anything_is_written(labelled_dir, tmp_p
 
 
 @pytest.mark.slow
-def test_ablate_reports_each_variants_test_score_beside_oof(labelled_dir, tiny_model_dir, tmp_path, capsys, run_cli):
+def test_ablate_reports_each_variants_test_score_beside_oof(labelled_dir, tiny_model_dir, tmp_path, capsys):
     args = overrides(labelled_dir, tmp_path, **{
         "run.name": "abl", "model.name": tiny_model_dir, "data.max_rows": 150, "train.epochs": 1, "model.max_length": 64,
         "lm.block_size": 64, "lm.include_test": "false", "run.device": "cpu"})
@@ -208,9 +208,10 @@ def test_ablate_reports_each_variants_test_score_beside_oof(labelled_dir, tiny_m
     for key, variant in summary["variants"].items():
         # the variant's own submission, written by `submit`, scored independently
         name = f"abl-{key}-s0"
-        proc = run_cli("submit", "--config", "demo", *args, "--set", f"run.name={name}",
-                       "--set", "run.seed=0", "--set", "lm.epochs=" + key[2:])
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        # the CLI's own main in this process, like the ablate above (no interpreter start per variant)
+        code = cli.main(["submit", "--config", "demo", *args, "--set", f"run.name={name}",
+                         "--set", "run.seed=0", "--set", "lm.epochs=" + key[2:]])
+        assert code == 0, capsys.readouterr().err[-3000:]
         expected, rows = independent_score(tmp_path / "submissions" / f"{name}.csv", labelled_dir / "test_labels.csv")
         test = variant["test"]["all"]
         assert test["per_seed"] == [pytest.approx(expected, abs=1e-12)] and test["score"] == pytest.approx(expected, abs=1e-12)

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from conftest import cli_env, read_raw_csv
 from kagglebert.core.paths import REPO_ROOT
 
-pytestmark = pytest.mark.slow  # nine tiny CLI runs in all: about a minute of CPU
+pytestmark = pytest.mark.slow  # eight tiny CLI runs in all: about a minute of CPU
 
 POLL_S = 0.005
 
@@ -65,10 +65,20 @@ def lm_args(data_dir, model_dir, work, small_run_args):
         "lm.epochs": 2, "lm.include_test": "false", "lm.batch_size": 8, "data.max_rows": 120})]
 
 
-def test_lm_killed_in_epoch_2_resumes_to_the_uninterrupted_result(data_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
-    whole = run_cli(*lm_args(data_dir, tiny_model_dir, tmp_path / "whole", small_run_args))
+@pytest.fixture(scope="module")
+def lm_reference(tmp_path_factory, sample_dir, tiny_model_dir, run_cli, small_run_args) -> Path:
+    """One uninterrupted 2-epoch LM stage (its `_lm/<key>` folder), the reference both killed LM
+    runs must equal: same settings, same file contents, so the same LM key (each test asserts it)."""
+    work = tmp_path_factory.mktemp("lm-reference")
+    data = short_test_copy(sample_dir, work / "data")
+    whole = run_cli(*lm_args(data, tiny_model_dir, work, small_run_args))
     assert whole.returncode == 0, whole.stderr[-3000:]
-    [reference] = (tmp_path / "whole" / "runs" / "_lm").iterdir()
+    [reference] = (work / "runs" / "_lm").iterdir()
+    return reference
+
+
+def test_lm_killed_in_epoch_2_resumes_to_the_uninterrupted_result(lm_reference, data_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    reference = lm_reference
 
     work = tmp_path / "killed"
     store = work / "runs" / "_lm"
@@ -235,10 +245,8 @@ def test_training_killed_inside_an_epoch_resumes_to_the_uninterrupted_result(tra
     assert not [p for p in (run / "folds").iterdir() if p.name.startswith(".")], "the checkpoints go once their folds are complete"
 
 
-def test_lm_killed_inside_an_epoch_resumes_to_the_uninterrupted_result(data_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
-    whole = run_cli(*lm_args(data_dir, tiny_model_dir, tmp_path / "whole", small_run_args))
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    [reference] = (tmp_path / "whole" / "runs" / "_lm").iterdir()
+def test_lm_killed_inside_an_epoch_resumes_to_the_uninterrupted_result(lm_reference, data_dir, tiny_model_dir, tmp_path, run_cli, small_run_args):
+    reference = lm_reference
 
     work = tmp_path / "killed"
     store = work / "runs" / "_lm"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
+from .auc import roc_auc
 from .errors import ConfigError, DataError
 from .tables import check_unique_ids, find_labels
 
@@ -57,7 +57,7 @@ def _auc(positive: np.ndarray, pred: np.ndarray, empty_reason: str) -> tuple[flo
         return None, "no toxic rows"
     if n_pos == len(positive):
         return None, "no non-toxic rows"
-    return float(roc_auc_score(positive, pred)), None
+    return roc_auc(positive, pred), None
 
 
 def power_mean(values: list[float], p: float = POWER) -> float | None:

@@ -12,10 +12,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
 
 from . import leaderboard as lb
 from . import bias
+from .auc import roc_auc
 from .errors import ConfigError
 
 
@@ -25,7 +25,7 @@ def mean_column_auc(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -
     per_label = {}
     for j, label in enumerate(labels):
         column = y_true[:, j] >= 0.5
-        per_label[label] = float(roc_auc_score(column, y_pred[:, j])) if 0 < column.sum() < len(column) else None
+        per_label[label] = roc_auc(column, y_pred[:, j]) if 0 < column.sum() < len(column) else None
     scored = [v for v in per_label.values() if v is not None]
     return {"score": float(np.mean(scored)) if scored else float("nan"), "per_label": per_label}
 
