@@ -185,3 +185,18 @@ def test_whole_word_masking_refuses_a_tokenizer_without_word_marks(sample_texts)
     with pytest.raises(ValueError, match="lm.whole_word_mask = true: the tokenizer marks no words .*set lm.whole_word_mask = false"):
         MaskingCollator(block, tok, whole_word_mask=True)
     MaskingCollator(block, tok, whole_word_mask=False)  # per-token masking needs no marks
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "unigram"])
+def test_encoding_through_the_rust_tokenizer_gives_the_tokenizers_own_ids(kind, sample_texts, tokenizer):
+    """tokenization._encode calls the Rust tokenizer of a fast tokenizer directly: its ids equal the
+    transformers call's, untruncated, even after a call that left truncation set on the backend."""
+    from kagglebert.core.tokenization import _encode
+
+    fast = tokenizer if kind == "wordpiece" else trained_tokenizer(kind, sample_texts[:300])
+    texts = sample_texts[:300] + ["", "   ", "naïve café — 東京 🙂", "word " * 600]
+    fast(texts[:5], truncation=True, max_length=8)  # leaves truncation to 8 on fast.backend_tokenizer
+    expected = fast(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    encoded = _encode(fast, texts)
+    assert [encoded.flat[encoded.offsets[i]:encoded.offsets[i + 1]].tolist() for i in range(len(texts))] == expected
+    assert max(map(len, expected)) > 600  # the long text came back whole

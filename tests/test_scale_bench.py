@@ -36,10 +36,11 @@ def test_synthetic_2019_folder_has_the_45_columns(tmp_path):
 def test_bench_scale_times_each_step_in_its_own_process(tmp_path):
     out = tmp_path / "scale.json"
     proc = subprocess.run([sys.executable, "-m", "kagglebert.bench", "--scale", "400", "--test-rows", "100", "--work", str(tmp_path / "w"),
-                           "--steps", "load,submit", "--json", str(out)], cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
+                           "--steps", "load,submit,predict-prep", "--json", str(out)], cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| load |" in proc.stdout and "| submit |" in proc.stdout
     report = json.loads(out.read_text())
     steps = {s["step"]: s for s in report["steps"]}
     assert steps["load"]["rc"] == 0 and steps["load"]["train_rows"] == 400 and steps["load"]["peak_rss_gb"] > 0
     assert steps["submit"]["rows"] == 100
+    assert steps["predict-prep"]["rc"] == 0 and steps["predict-prep"]["texts"] == 100, steps["predict-prep"]

@@ -65,7 +65,6 @@ def run_step(step: str, data_dir: Path, work: Path, task_name: str, n_folds: int
     """One step, timed; returns {"seconds": …, **details}. Setup (the data a step reads) is not timed."""
     from ..core import data_checks
     from ..core.paths import cache_dir, resolve_model
-    from ..core.runs import Run
     from ..core.tasks import get_task
     from ..core.tokenization import load_tokenizer, tokenize
 
@@ -134,10 +133,9 @@ def run_step(step: str, data_dir: Path, work: Path, task_name: str, n_folds: int
         from ..core.data import find_file
         from ..stages.predict import read_input
 
-        run = Run(cfg, work / "runs" / "scale-predict", task, read_only=True)
         tokenizer = load_tokenizer(resolve_model(cfg.model.name))
         began = time.perf_counter()
-        inputs = read_input(find_file(data.dir, task.test_file), run)
+        inputs = read_input(find_file(data.dir, task.test_file), task)
         tokens = tokenize(tokenizer, inputs.texts, cfg.model.max_length, cfg.model.truncation, cfg.model.head_tokens)
         return {"seconds": time.perf_counter() - began, "texts": len(tokens)}
     raise ValueError(f"unknown step {step!r}")
