@@ -185,8 +185,34 @@ def test_pack_blocks_joins_texts_with_sep(tokenizer):
     blocks = pack_blocks(tokens, 6, cls_id=100, sep_id=101)
     # stream: 1 2 3 SEP 4 5 6 7 SEP 8 9 10 SEP (the empty text adds nothing) → blocks of 4 between CLS/SEP
     assert blocks.tolist() == [[100, 1, 2, 3, 101, 101], [100, 4, 5, 6, 7, 101], [100, 101, 8, 9, 10, 101]]
-    both = TokenizedTexts.concat([tokens, tokens.subset(np.array([0]))])
-    assert [both[i].tolist() for i in range(len(both))] == [[1, 2, 3], [], [4, 5, 6, 7], [8, 9, 10], [1, 2, 3]]
+    # several parts (the LM corpus: train, then test) make one stream: … 10 SEP 1 2 3 SEP, the last SEP dropped
+    two = pack_blocks([tokens, tokens.subset(np.array([0]))], 6, cls_id=100, sep_id=101)
+    assert two.tolist() == blocks.tolist() + [[100, 101, 1, 2, 3, 101]]
+
+
+@pytest.mark.parametrize("spread_rows", [1, 3, 1 << 14])
+def test_pack_blocks_equals_joining_then_cutting(spread_rows, monkeypatch):
+    """Written in place into one buffer, the blocks are those of the plain recipe: concatenate the
+    parts, insert a [SEP] after every non-empty text, cut rows of block_size - 2, add [CLS]/[SEP]."""
+    from kagglebert.core import batching
+    from kagglebert.core.tokenization import TokenizedTexts
+
+    monkeypatch.setattr(batching, "SPREAD_ROWS", spread_rows)
+    rng = np.random.default_rng(0)
+    parts = []
+    for n_texts in (57, 1, 23):
+        lengths = rng.integers(0, 40, n_texts) * (rng.random(n_texts) > 0.2)  # some empty texts
+        offsets = np.concatenate([[5], 5 + np.cumsum(lengths)])  # ids start at 5: a view into a larger array
+        flat = rng.integers(200, 300, int(offsets[-1]) + 3).astype(np.int32)
+        parts.append(TokenizedTexts(flat, offsets, lengths))
+    stream = []
+    for part in parts:
+        for i in range(len(part)):
+            stream += part[i].tolist() + ([101] if len(part[i]) else [])
+    for block_size in (4, 9, 32):
+        body = block_size - 2
+        rows = [[100, *stream[k * body:(k + 1) * body], 101] for k in range(len(stream) // body)]
+        assert batching.pack_blocks(parts, block_size, cls_id=100, sep_id=101).tolist() == rows
 
 
 def test_a_damaged_cache_entry_is_recomputed(tokenizer, tmp_path, caplog):

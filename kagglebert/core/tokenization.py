@@ -100,14 +100,6 @@ class TokenizedTexts:
         gather(self.flat, self.offsets[rows], lengths, flat, offsets[:-1])
         return TokenizedTexts(flat, offsets, np.asarray(self.full_lengths[rows]))
 
-    @staticmethod
-    def concat(parts: list["TokenizedTexts"]) -> "TokenizedTexts":
-        """One TokenizedTexts of several, rows in order (the LM corpus: train then test), in memory."""
-        lengths = np.concatenate([np.asarray(p.lengths, dtype=np.int64) for p in parts])
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        flat = np.concatenate([np.asarray(p.flat[p.offsets[0]:p.offsets[-1]], dtype=np.int32) for p in parts])
-        return TokenizedTexts(flat, offsets, np.concatenate([np.asarray(p.full_lengths, dtype=np.int64) for p in parts]))
-
 
 GATHER_CHUNK = 1 << 24  # ids copied per step of `gather`: bounded temporary index arrays
 

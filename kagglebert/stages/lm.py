@@ -34,7 +34,7 @@ from ..core.errors import Interrupted, RunError
 from ..core.modeling import load_masked_lm, masked_lm_loss
 from ..core.paths import cache_dir, resolve_model
 from ..core.runs import Run, open_run
-from ..core.tokenization import TokenizedTexts, load_tokenizer, tokenize
+from ..core.tokenization import load_tokenizer, tokenize
 
 log = logging.getLogger("kagglebert")
 
@@ -50,13 +50,14 @@ def build_corpus(run: Run, tokenizer) -> tuple[np.ndarray, np.ndarray, int]:
     parts = [tokenize(tokenizer, data.train_texts, cache_dir=cache_dir(cfg))]
     if cfg.lm.include_test:
         parts.append(tokenize(tokenizer, data.test_texts, cache_dir=cache_dir(cfg)))
-    tokens = TokenizedTexts.concat(parts) if len(parts) > 1 else parts[0]
-    blocks = pack_blocks(tokens, cfg.lm.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    n_tokens = sum(int(part.lengths.sum()) for part in parts)
+    blocks = pack_blocks(parts, cfg.lm.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
     if len(blocks) < 2:
-        raise RunError(f"LM corpus too small: {int(tokens.lengths.sum())} tokens make {len(blocks)} block(s) of {cfg.lm.block_size}")
-    order = np.random.default_rng(cfg.run.seed).permutation(len(blocks))
+        raise RunError(f"LM corpus too small: {n_tokens} tokens make {len(blocks)} block(s) of {cfg.lm.block_size}")
+    # shuffled in place (the order permutation() gives for this seed) and split as views: no second copy of the corpus
+    np.random.default_rng(cfg.run.seed).shuffle(blocks)
     n_heldout = max(1, int(round(len(blocks) * cfg.lm.heldout_frac)))
-    return blocks[order[n_heldout:]], blocks[order[:n_heldout]], int(tokens.lengths.sum())
+    return blocks[n_heldout:], blocks[:n_heldout], n_tokens
 
 
 @torch.no_grad()
