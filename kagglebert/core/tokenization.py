@@ -151,9 +151,7 @@ def ids_of_batch(tokenizer):
     if backend is None:  # a Python ("slow") tokenizer: its own call
         return lambda batch: tokenizer(batch, add_special_tokens=False, truncation=False, return_attention_mask=False,
                                        return_token_type_ids=False)["input_ids"]
-    from tokenizers import Tokenizer
-
-    backend = Tokenizer.from_str(backend.to_str())
+    backend = type(backend).from_str(backend.to_str())  # tokenizers.Tokenizer, reached without importing it (not a declared dependency)
     backend.no_truncation()
     backend.no_padding()
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # _fast: no offsets (tokenizers >= 0.21)
