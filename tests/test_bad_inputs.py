@@ -804,18 +804,18 @@ def test_reading_a_run_back_needs_no_preflight(made_run, ctx, monkeypatch):
 # first) prints a marker and then waits for a signal: the test sends SIGINT on that event, so the
 # interrupt always lands mid-stage however fast the machine is (no sleep racing the run).
 PAUSE_AT_FIRST_STEP = """
-import signal, sys
+import sys, time
 from torch.optim.optimizer import register_optimizer_step_post_hook
 def pause(optimizer, args, kwargs):
     if not getattr(pause, "done", False):
         pause.done = True
-        # SIGINT blocked before the line goes out, then taken by sigwait: a signal that lands before
-        # the wait starts stays pending instead of being lost (signal.pause() could then wait forever)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         print("kagglebert-test: first optimizer step done", file=sys.stderr, flush=True)
-        signal.sigwait({signal.SIGINT})
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        raise KeyboardInterrupt  # what Python's SIGINT handler raises: here, mid-stage
+        # until the test's SIGINT. Not signal.pause() or sigwait(): the kernel may hand the signal to
+        # any of torch's threads, and then the main thread's pause never ends (seen as a 120 s
+        # timeout under load). Python runs its SIGINT handler in the main thread whichever thread got
+        # it, so this loop raises KeyboardInterrupt here, mid-stage, within one short nap.
+        while True:
+            time.sleep(0.05)
 register_optimizer_step_post_hook(pause)
 from kagglebert.cli import main
 sys.exit(main(sys.argv[1:]))
