@@ -909,19 +909,3 @@ def test_tfidf_above_its_size_is_refused_before_anything_is_written(ctx, capsys,
     code, _, err = call_cli(base_args(ctx, command, **{"model.kind": "tfidf", "lm.epochs": 0}), capsys)
     assert code == 2 and "set data.max_rows and data.max_test_rows" in err and snapshot(ctx.work) == before
 
-
-def test_tfidf_matrices_are_what_transform_computes(sample_dir):
-    """One fit_transform per vectorizer (the word one in a worker process), rows split as views:
-    exactly the matrices `tfidf_transform` (what predict runs on new texts) gives, bit for bit."""
-    from kagglebert.core.linear import tfidf_transform
-    from kagglebert.stages.baselines import tfidf_matrices
-
-    texts = read_raw_csv(sample_dir / "train.csv")["comment_text"].tolist()
-    train, test = texts[:250], texts[250:]
-    x_train, x_test, vectorizers = tfidf_matrices(train, test)
-    for got, texts_ in ((x_train, train), (x_test, test)):
-        want = tfidf_transform(vectorizers, texts_)
-        want.sort_indices()  # the order of columns inside a row is not the matrix: older scipy/sklearn leave it unsorted
-        assert got.shape == want.shape and got.dtype == want.dtype
-        for name in ("indptr", "indices", "data"):
-            assert np.array_equal(getattr(got, name), getattr(want, name)), name

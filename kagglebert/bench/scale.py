@@ -89,6 +89,15 @@ def run_step(step: str, data_dir: Path, work: Path, task_name: str, n_folds: int
         began = time.perf_counter()
         metrics = train.main(cfg)
         return {"seconds": time.perf_counter() - began, "oof_auc": metrics["oof_auc"]}
+    if step in ("lm-corpus", "lm-pack"):
+        from ..core.runs import open_run
+        from ..stages import lm
+
+        run = open_run(cfg)  # setup: its preflight loads and checks the data, once, as a real run does
+        tokenizer = load_tokenizer(resolve_model(cfg.model.name))
+        began = time.perf_counter()
+        train_blocks, heldout, n_tokens = lm.build_corpus(run, tokenizer)
+        return {"seconds": time.perf_counter() - began, "blocks": len(train_blocks) + len(heldout), "tokens": n_tokens}
 
     data = data_checks.check_data(cfg, task)  # setup for the steps below
     if step == "folds":
@@ -104,15 +113,6 @@ def run_step(step: str, data_dir: Path, work: Path, task_name: str, n_folds: int
         tokens = tokenize(tokenizer, texts, cfg.model.max_length, cfg.model.truncation, cfg.model.head_tokens, cache_dir=cache_dir(cfg))
         return {"seconds": time.perf_counter() - began, "texts": len(tokens), "tokens": int(tokens.lengths.sum()),
                 "memory_mapped": isinstance(tokens.flat, np.memmap)}
-    if step in ("lm-corpus", "lm-pack"):
-        from ..core.runs import open_run
-        from ..stages import lm
-
-        run = open_run(cfg)
-        tokenizer = load_tokenizer(resolve_model(cfg.model.name))
-        began = time.perf_counter()
-        train_blocks, heldout, n_tokens = lm.build_corpus(run, tokenizer)
-        return {"seconds": time.perf_counter() - began, "blocks": len(train_blocks) + len(heldout), "tokens": n_tokens}
     if step == "submit":
         import pandas as pd
 

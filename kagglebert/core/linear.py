@@ -150,21 +150,6 @@ def load_vectorizers(settings_path: Path, idf_path: Path) -> list:
     return vectorizers
 
 
-def fit_vectorizer(vectorizer, texts: list[str]):
-    """(vectorizer, matrix): `vectorizer` fitted on `texts` and their TF-IDF rows in one pass of the
-    analyzer (fit_transform). With its indices sorted the matrix is exactly what `transform(texts)`
-    gives, the computation `predict` repeats on new texts (fit_transform leaves each row's columns
-    unsorted; the values are the same). Top-level and light to import: it also runs in a worker."""
-    try:
-        x = vectorizer.fit_transform(texts)
-    except ValueError:  # min_df=2 on a handful of texts can leave no term at all
-        vectorizer.set_params(min_df=1)
-        x = vectorizer.fit_transform(texts)
-    x = x.tocsr()
-    x.sort_indices()
-    return vectorizer, x
-
-
 def tfidf_transform(vectorizers: list, texts: list[str]):
     """The sparse matrix the run's models read: every vectorizer's columns side by side."""
     from scipy.sparse import hstack

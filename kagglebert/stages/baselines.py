@@ -1,8 +1,8 @@
 """Baselines on the same folds as the transformer: what a fine-tuned model has to beat.
 
 - `model.kind = "tfidf"`: word 1–2-gram + char 2–5-gram TF-IDF, one logistic regression (lbfgs) per
-  label. The vectorizers are fitted once on train + test text, each in one pass of its analyzer (the
-  word one in a worker process beside the char one), and the labels are fitted in threads. Above
+  label. The vectorizers are fitted once on train + test text, counted in chunks across worker
+  processes (`core/tfidf`), and the labels are fitted in threads. Above
   `core/linear.TFIDF_MAX_TEXTS` texts it is refused in preflight, before anything is written.
 - `model.kind = "features"` ("BERT-Feat", Sun et al. 2019): the frozen encoder (`model.name`, or
   the LM stage's output when `lm.epochs > 0`) embeds every comment once (pooled as
@@ -22,24 +22,24 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import csr_matrix, hstack
+from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from ..core.data import CompetitionData
-from ..core.engine import resolve_device, resolve_precision, seed_everything
+from ..core.engine import ProgressBar, resolve_device, resolve_precision, seed_everything
 from ..core.errors import ConfigError
-from ..core.linear import LinearHeads, fit_vectorizer, save_vectorizers
+from ..core.linear import LinearHeads, save_vectorizers
 from ..core.modeling import encode, load_encoder
 from ..core.paths import cache_dir
 from ..core.atomic import write_atomic
 from ..core.runs import Run
+from ..core.tfidf import fit_tfidf
 from ..core.tokenization import load_tokenizer, tokenize
 from .kfold import save_fold, start_checkpoint
 
@@ -50,6 +50,8 @@ log = logging.getLogger("kagglebert")
 WORD_MAX_FEATURES = 50_000
 CHAR_MAX_FEATURES = 100_000
 MIN_DF = 2
+# worker processes counting n-grams (each holds one chunk's vocabulary, about 100 MB): Kaggle's 4 CPUs
+MAX_VECTORIZE_WORKERS = 4
 
 
 def tfidf_vectorizers():
@@ -63,27 +65,21 @@ def tfidf_vectorizers():
     ]
 
 
-def tfidf_matrices(train_texts: list[str], test_texts: list[str]):
+def tfidf_matrices(train_texts: list[str], test_texts: list[str], progress: bool = False):
     """(train, test) sparse TF-IDF matrices and the fitted vectorizers (`tfidf_vectorizers`).
 
     The vocabulary and IDF are fitted once on train + test text: that uses no label (like the LM
-    stage reading the test comments), and one fit instead of one per fold keeps the run short. Each
-    vectorizer runs its analyzer once over the corpus (`fit_vectorizer`: fit_transform, whose rows
-    equal `transform`'s, the computation `predict` repeats); with two or more CPUs the word
-    vectorizer runs in a worker process while this one does the char n-grams (the costly one)."""
-    word, char = tfidf_vectorizers()
+    stage reading the test comments), and one fit instead of one per fold keeps the run short. The
+    texts are counted in chunks by up to `MAX_VECTORIZE_WORKERS` worker processes and the matrix is
+    assembled with its non-zeros held about once (`core/tfidf.fit_tfidf`); its rows are exactly what
+    the fitted vectorizers' `transform` gives, the computation `predict` repeats."""
     corpus = train_texts + test_texts
-    if (os.cpu_count() or 1) > 1:
-        # spawn: a fresh interpreter that imports only core/linear (no torch), whatever this process holds
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-            word_job = pool.submit(fit_vectorizer, word, corpus)
-            char, x_char = fit_vectorizer(char, corpus)
-            word, x_word = word_job.result()
-    else:
-        (word, x_word), (char, x_char) = fit_vectorizer(word, corpus), fit_vectorizer(char, corpus)
-    x = hstack([x_word, x_char], format="csr")  # the column order of tfidf_transform
-    del x_word, x_char
-    return split_rows(x, len(train_texts)) + ([word, char],)
+    vectorizers = tfidf_vectorizers()
+    workers = max(1, min(os.cpu_count() or 1, MAX_VECTORIZE_WORKERS))
+    with ProgressBar(total=len(corpus) * len(vectorizers), desc="tfidf: counting n-grams", unit="text", disable=not progress,
+                     leave=False) as bar:
+        vectorizers, x = fit_tfidf(vectorizers, corpus, workers, bar.update)
+    return split_rows(x, len(train_texts)) + (vectorizers,)
 
 
 def split_rows(x, n: int) -> tuple:
@@ -173,7 +169,7 @@ def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: lis
     seed_everything(cfg.run.seed)
     if kind == "tfidf":
         start = time.perf_counter()
-        x_all, x_test, vectorizers = tfidf_matrices(data.train_texts, data.test_texts)
+        x_all, x_test, vectorizers = tfidf_matrices(data.train_texts, data.test_texts, cfg.run.progress)
         if run.saves_models:  # before any fold's record: a complete fold finds its vocabulary
             save_vectorizers(vectorizers, run.vectorizer_path, run.vectorizer_idf_path)
         extra = {"vectorize_seconds": time.perf_counter() - start, "n_features": int(x_all.shape[1])}
