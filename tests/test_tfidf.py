@@ -29,7 +29,7 @@ def same_matrix(got, want) -> None:
 
 
 def test_tfidf_matrices_are_what_transform_computes(texts, monkeypatch):
-    """Chunks of 64 texts counted by 2 spawned workers, rows split into train and test as views:
+    """Chunks of 64 texts counted by 2 spawned workers, train and test rows in matrices of their own:
     exactly the matrices `tfidf_transform` (what predict runs on new texts) gives, bit for bit."""
     monkeypatch.setattr(tfidf, "CHUNK_TEXTS", 64)
     monkeypatch.setattr("kagglebert.stages.baselines.os.cpu_count", lambda: 2)
@@ -44,7 +44,7 @@ def test_the_result_does_not_depend_on_chunks_or_workers(texts, monkeypatch):
     results = []
     for chunk, workers in ((37, 1), (1000, 1), (90, 2)):
         monkeypatch.setattr(tfidf, "CHUNK_TEXTS", chunk)
-        vectorizers, x = tfidf.fit_tfidf(tfidf_vectorizers(), texts, workers)
+        vectorizers, (x,) = tfidf.fit_tfidf(tfidf_vectorizers(), [texts], workers)
         results.append(([v.vocabulary_ for v in vectorizers], [v.idf_ for v in vectorizers], x))
     for vocabularies, idfs, x in results[1:]:
         assert vocabularies == results[0][0]
@@ -57,7 +57,7 @@ def test_without_a_binding_max_features_the_fit_is_sklearns(texts, monkeypatch, 
     monkeypatch.setattr(tfidf, "CHUNK_TEXTS", 50)
     settings = dict(analyzer="char_wb", ngram_range=(2, 4), min_df=2, max_df=0.9, sublinear_tf=True, smooth_idf=smooth_idf,
                     strip_accents="unicode", dtype=np.float32)
-    (ours,), x = tfidf.fit_tfidf([TfidfVectorizer(**settings)], texts)
+    (ours,), (x,) = tfidf.fit_tfidf([TfidfVectorizer(**settings)], [texts])
     reference = TfidfVectorizer(**settings)
     want = reference.fit_transform(texts)
     assert ours.vocabulary_ == reference.vocabulary_
@@ -69,7 +69,7 @@ def test_without_a_binding_max_features_the_fit_is_sklearns(texts, monkeypatch, 
 
 def test_a_binding_max_features_differs_from_sklearn_only_in_ties_at_the_cut(texts):
     settings = dict(analyzer="word", ngram_range=(1, 2), max_features=800, min_df=1, dtype=np.float32)
-    (ours,), _ = tfidf.fit_tfidf([TfidfVectorizer(**settings)], texts)
+    (ours,), _ = tfidf.fit_tfidf([TfidfVectorizer(**settings)], [texts])
     reference = TfidfVectorizer(**settings).fit(texts)
     counts = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), use_idf=False, norm=None).fit(texts)
     total = np.asarray(counts.transform(texts).sum(axis=0)).ravel()
@@ -87,6 +87,7 @@ def test_a_binding_max_features_differs_from_sklearn_only_in_ties_at_the_cut(tex
 
 
 def test_a_corpus_too_small_for_min_df_falls_back_to_min_df_1():
-    (word,), x = tfidf.fit_tfidf([TfidfVectorizer(min_df=2)], ["alpha beta", "gamma delta"])
+    (word,), (x, y) = tfidf.fit_tfidf([TfidfVectorizer(min_df=2)], [["alpha beta"], ["gamma delta", ""]])
     assert word.get_params()["min_df"] == 1 and sorted(word.vocabulary_) == ["alpha", "beta", "delta", "gamma"]
-    same_matrix(x, word.transform(["alpha beta", "gamma delta"]))
+    same_matrix(x, word.transform(["alpha beta"]))
+    same_matrix(y, word.transform(["gamma delta", ""]))

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -73,21 +72,13 @@ def tfidf_matrices(train_texts: list[str], test_texts: list[str], progress: bool
     texts are counted in chunks by up to `MAX_VECTORIZE_WORKERS` worker processes and the matrix is
     assembled with its non-zeros held about once (`core/tfidf.fit_tfidf`); its rows are exactly what
     the fitted vectorizers' `transform` gives, the computation `predict` repeats."""
-    corpus = train_texts + test_texts
     vectorizers = tfidf_vectorizers()
     workers = max(1, min(os.cpu_count() or 1, MAX_VECTORIZE_WORKERS))
-    with ProgressBar(total=len(corpus) * len(vectorizers), desc="tfidf: counting n-grams", unit="text", disable=not progress,
+    n_texts = len(train_texts) + len(test_texts)
+    with ProgressBar(total=n_texts * len(vectorizers), desc="tfidf: counting n-grams", unit="text", disable=not progress,
                      leave=False) as bar:
-        vectorizers, x = fit_tfidf(vectorizers, corpus, workers, bar.update)
-    return split_rows(x, len(train_texts)) + (vectorizers,)
-
-
-def split_rows(x, n: int) -> tuple:
-    """(rows :n, rows n:) of a CSR matrix as views of its arrays: no copy of the non-zeros."""
-    head = csr_matrix((x.data[: x.indptr[n]], x.indices[: x.indptr[n]], x.indptr[: n + 1]), shape=(n, x.shape[1]), copy=False)
-    tail_ptr = x.indptr[n:] - x.indptr[n]
-    tail = csr_matrix((x.data[x.indptr[n]:], x.indices[x.indptr[n]:], tail_ptr), shape=(x.shape[0] - n, x.shape[1]), copy=False)
-    return head, tail
+        vectorizers, (x_train, x_test) = fit_tfidf(vectorizers, [train_texts, test_texts], workers, bar.update)
+    return x_train, x_test, vectorizers
 
 
 def embeddings_path(run: Run, split: str) -> Path:
