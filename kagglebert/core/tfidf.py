@@ -22,16 +22,18 @@ from __future__ import annotations
 import ctypes
 import itertools
 import logging
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix, hstack
+from scipy.sparse import csr_matrix, hstack, load_npz, save_npz
 
 # texts a worker counts per job: big enough that a job's transfer and merge are cheap next to its
-# counting, small enough that its n-gram strings stay small (about 130 MB for 2,000 comments' char 2-5-grams)
-CHUNK_TEXTS = 2_000
+# counting, small enough that its n-gram strings stay small (about 300 MB for 5,000 comments' char 2-5-grams)
+CHUNK_TEXTS = 5_000
 # the TfidfVectorizer settings that only weight counts (TfidfTransformer's); the others shape the analyzer
 WEIGHTING_PARAMS = ("norm", "use_idf", "smooth_idf", "sublinear_tf")
 # the settings that choose the kept columns; applied to the whole corpus here, never per chunk
@@ -64,27 +66,50 @@ def count_chunk(analyzer_params: dict, texts: list[str]) -> tuple[list, np.ndarr
 
 
 class _Merged:
-    """One vectorizer's chunks with their column indices turned into corpus-wide term ids."""
+    """One vectorizer's chunks with their column indices turned into corpus-wide term ids, kept on disk
+    in `folder` until weighted (at 2018 size they are 1.4 GB, which the parent would otherwise hold
+    beside the workers' own), and each term id's total count and document frequency."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
         self.term_id: dict[str, int] = {}
-        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+        self.total, self.docs = np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+        self.n_chunks = 0
 
     def add(self, counted: tuple) -> None:
         terms, indptr, indices, counts = counted
         term_id = self.term_id
         # setdefault reads len() before inserting: a new term gets the next id
         local_to_global = np.fromiter((term_id.setdefault(t, len(term_id)) for t in terms), dtype=np.int32, count=len(terms))
-        self.chunks.append((indptr, local_to_global[indices], counts))
+        ids = local_to_global[indices]
+        n_terms = len(term_id)
+        if n_terms > len(self.total):  # grown by half again: amortised copies
+            grown = max(n_terms, len(self.total) * 3 // 2)
+            self.total = np.concatenate([self.total, np.zeros(grown - len(self.total))])
+            self.docs = np.concatenate([self.docs, np.zeros(grown - len(self.docs), dtype=np.int64)])
+        self.total[:n_terms] += np.bincount(ids, weights=counts, minlength=n_terms)
+        self.docs[:n_terms] += np.bincount(ids, minlength=n_terms)
+        for key, array in (("indptr", indptr), ("ids", ids), ("counts", counts)):
+            np.save(self.folder / f"{self.name}-{self.n_chunks}-{key}.npy", array)
+        self.n_chunks += 1
 
     def frequencies(self) -> tuple[np.ndarray, np.ndarray]:
         """(total count, document frequency) of every term id."""
-        n_terms = len(self.term_id)
-        total, docs = np.zeros(n_terms, dtype=np.float64), np.zeros(n_terms, dtype=np.int64)
-        for _, ids, counts in self.chunks:
-            total += np.bincount(ids, weights=counts, minlength=n_terms)
-            docs += np.bincount(ids, minlength=n_terms)
-        return total, docs
+        return self.total[: len(self.term_id)], self.docs[: len(self.term_id)]
+
+    def path(self, c: int, key: str) -> Path:
+        return self.folder / f"{self.name}-{c}-{key}.npy"
+
+    def ids(self, c: int) -> np.ndarray:
+        """Chunk `c`'s term ids, memory-mapped (read, not held)."""
+        return np.load(self.path(c, "ids"), mmap_mode="r")
+
+    def chunk(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, term ids, counts) of chunk `c`, read back once: its files are deleted."""
+        arrays = tuple(np.load(self.path(c, key)) for key in ("indptr", "ids", "counts"))
+        for key in ("indptr", "ids", "counts"):
+            self.path(c, key).unlink()
+        return arrays
 
 
 def kept_terms(terms: list[str], total: np.ndarray, docs: np.ndarray, n_docs: int, min_df, max_df, max_features) -> np.ndarray:
@@ -129,7 +154,13 @@ def fit_tfidf(vectorizers: list, parts: list[list[str]], workers: int = 1, progr
     vectorizers' columns side by side (the column order of `core.linear.tfidf_transform`). Each part
     gets arrays of its own (a scipy matrix built on a slice of a larger array copies it). `workers`
     processes count the chunks (1: in this process); `progress(n)` is called with the number of
-    texts each finished job covered."""
+    texts each finished job covered. The counted chunks wait in a temporary folder (about 7 bytes
+    a non-zero before pruning: 1.4 GB at 2018 size), deleted on return."""
+    with tempfile.TemporaryDirectory(prefix="kagglebert-tfidf-") as folder:
+        return _fit_tfidf(Path(folder), vectorizers, parts, workers, progress)
+
+
+def _fit_tfidf(folder: Path, vectorizers: list, parts: list[list[str]], workers: int, progress):
     from sklearn.feature_extraction.text import TfidfTransformer
 
     texts = [text for part in parts for text in part]
@@ -137,7 +168,7 @@ def fit_tfidf(vectorizers: list, parts: list[list[str]], workers: int = 1, progr
     # (start, stop, part) of each chunk; no chunk straddles two parts
     spans = [(start, min(start + CHUNK_TEXTS, end), k) for k, (first, end) in enumerate(zip(bounds, bounds[1:]))
              for start in range(first, end, CHUNK_TEXTS)] or [(0, 0, 0)]
-    merged = [_Merged() for _ in vectorizers]
+    merged = [_Merged(folder, f"v{v}") for v in range(len(vectorizers))]
     analyzer_params = []
     for vectorizer in vectorizers:
         params = vectorizer.get_params()
@@ -204,7 +235,7 @@ def fit_tfidf(vectorizers: list, parts: list[list[str]], workers: int = 1, progr
     # arrays (allocated once; each chunk's place counted first); a chunk's full counts are freed as soon
     # as it is weighted and the freed memory handed back, so the non-zeros are held about once. Threads:
     # numpy and scipy's sparse routines release the GIL for most of the work
-    chunk_nnz = [sum(int(np.count_nonzero(columns_of[v][m.chunks[c][1]] >= 0)) for v, m in enumerate(merged)) for c in range(len(spans))]
+    chunk_nnz = [sum(int(np.count_nonzero(columns_of[v][m.ids(c)] >= 0)) for v, m in enumerate(merged)) for c in range(len(spans))]
     n_columns = sum(len(v.vocabulary_) for v in vectorizers)
     dtype = vectorizers[0].get_params()["dtype"]
     outputs = []  # per part: (data, indices, indptr), allocated once
@@ -220,8 +251,7 @@ def fit_tfidf(vectorizers: list, parts: list[list[str]], workers: int = 1, progr
     def weigh(c: int) -> None:
         (start, stop, k), blocks = spans[c], []
         for v, (vectorizer, merged_v) in enumerate(zip(vectorizers, merged)):
-            counts = _select(merged_v.chunks[c], columns_of[v], len(vectorizer.vocabulary_), dtype)
-            merged_v.chunks[c] = None
+            counts = _select(merged_v.chunk(c), columns_of[v], len(vectorizer.vocabulary_), dtype)
             blocks.append(transformers[v].transform(counts, copy=False))
         part = hstack(blocks, format="csr")
         data, indices, indptr = outputs[k]
@@ -240,6 +270,20 @@ def fit_tfidf(vectorizers: list, parts: list[list[str]], workers: int = 1, progr
         matrices.append(x)
     log.info("tfidf: %s columns kept, %s non-zeros weighted, %.0f s", f"{n_columns:,}", f"{sum(chunk_nnz):,}", time.perf_counter() - began)
     return vectorizers, matrices
+
+
+class SpilledMatrix:
+    """A sparse matrix kept in a temporary folder (deleted with this object), read back whole by each
+    `load()`: the baseline's TF-IDF test rows wait there while each fold's training rows are copied and
+    fitted, so the two are not held at once (0.8 + 0.7 GB at 2018 size)."""
+
+    def __init__(self, x) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="kagglebert-spill-")
+        self.path = Path(self._folder.name) / "matrix.npz"
+        save_npz(self.path, x, compressed=False)
+
+    def load(self):
+        return load_npz(self.path)
 
 
 def release_freed_memory() -> None:
