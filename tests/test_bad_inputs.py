@@ -902,7 +902,7 @@ def test_tfidf_above_its_size_is_refused_before_anything_is_written(ctx, capsys,
     before = snapshot(ctx.work)
     code, _, err = call_cli(base_args(ctx, command, **{"model.kind": "tfidf", "lm.epochs": 0}), capsys)
     assert code == 2
-    assert_one_error_line(err, ["config: model.kind = tfidf: 200 training + 200 test texts is above the 300", "12 GB",
+    assert_one_error_line(err, ["config: model.kind = tfidf: 200 training + 200 test texts is above the 300", "about 15 GB for 1.9M",
                                 "set data.max_rows (e.g. 100)"], whole=True)
     assert snapshot(ctx.work) == before and not (ctx.work / "runs").exists()
     monkeypatch.setattr("kagglebert.core.preflight.TFIDF_MAX_TEXTS", 150)  # the test rows alone are too many

@@ -92,6 +92,8 @@ def test_run_writes_the_bias_metrics_and_they_match_the_kernel(bias_run, data_di
     record = json.loads((folder / "folds" / "fold0_record.json").read_text())
     assert set(record["per_identity"]) == set(bias.SCORED_IDENTITIES)  # each fold's table, too
     assert "bias AUC" in done.stderr + done.stdout
+    # the suggested Kaggle message names the task's metric, not the 2018 one
+    assert f"OOF bias AUC {metrics['oof_auc']:.4f}" in done.stdout and "OOF AUC" not in done.stdout
 
 
 @pytest.mark.slow

@@ -1,17 +1,17 @@
-"""TF-IDF vectorizers fitted on a large corpus in chunks, across worker processes, with the
-non-zeros held once.
+"""TF-IDF vectorizers fitted on a large corpus in chunks, across worker processes, in bounded memory.
 
-sklearn's `TfidfVectorizer.fit_transform` runs its analyzer in one Python process and keeps every
-non-zero of every n-gram (kept or not) as a Python list entry (8 bytes) before pruning to
-`max_features`, then converts and copies: 312,735 texts (2018 size) peaked at 5.4 GB and took one
-core for minutes. Here each chunk of texts is counted by a public `CountVectorizer` in a worker
-(spawned: a fresh interpreter importing this light module only), the chunks' vocabularies are
-merged into global term ids (int32 indices and counts, 8 bytes a non-zero), the kept columns are
-chosen by sklearn's rule (min_df / max_df on document frequency, then the `max_features` terms of
-highest total count), and each chunk is weighted by sklearn's own `TfidfTransformer` with the
-corpus's IDF. A row's weights depend only on its own counts and the IDF, so the chunked result is
-bit for bit what the fitted vectorizer's `transform` gives on the same texts: the computation
-`predict` repeats (tests/test_tfidf.py).
+sklearn's `TfidfVectorizer.fit_transform` runs its analyzer and a per-n-gram Python counting loop in
+one process and keeps every non-zero of every n-gram (kept or not) as a Python list entry before
+pruning to `max_features`: 312,735 texts (2018 size) peaked at 5.4 GB. Here each chunk of texts is
+analysed by CountVectorizer's own analyzer in a worker (spawned: a fresh interpreter importing this
+light module only) and counted with pandas' hash table; the chunks' vocabularies are merged into
+corpus-wide term ids and the counted chunks wait on disk; the kept columns are chosen by sklearn's
+rule (min_df / max_df on document frequency, then the `max_features` terms of highest total count);
+and each chunk is weighted by sklearn's own `TfidfTransformer` with the corpus's IDF, straight into
+the result's arrays. A row's weights depend only on its own counts and the IDF, so the chunked
+result is bit for bit what the fitted vectorizer's `transform` gives on the same texts: the
+computation `predict` repeats (tests/test_tfidf.py). At 2018 size the whole baseline (5 folds)
+peaks at 2.5 GB (BENCHMARKS.md).
 
 The one difference from sklearn's own fit: terms tied on total count at the `max_features` cut are
 kept in alphabetical order here (sklearn keeps whichever its unstable sort puts first), so the
@@ -231,10 +231,10 @@ def _fit_tfidf(folder: Path, vectorizers: list, parts: list[list[str]], workers:
     del kept_text
     release_freed_memory()
 
-    # chunk by chunk: each vectorizer's kept counts, weighted, side by side, straight into the result's
-    # arrays (allocated once; each chunk's place counted first); a chunk's full counts are freed as soon
-    # as it is weighted and the freed memory handed back, so the non-zeros are held about once. Threads:
-    # numpy and scipy's sparse routines release the GIL for most of the work
+    # chunk by chunk: each vectorizer's kept counts, read back from disk, weighted, side by side,
+    # straight into the result's arrays (allocated once; each chunk's place counted first), the freed
+    # memory handed back after each. Threads: numpy and scipy's sparse routines release the GIL for most
+    # of the work
     chunk_nnz = [sum(int(np.count_nonzero(columns_of[v][m.ids(c)] >= 0)) for v, m in enumerate(merged)) for c in range(len(spans))]
     n_columns = sum(len(v.vocabulary_) for v in vectorizers)
     dtype = vectorizers[0].get_params()["dtype"]

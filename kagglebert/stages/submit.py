@@ -153,6 +153,6 @@ def main(cfg: Config) -> Submission:
     name = cfg.submit.name or cfg.run.name
     message = f"kagglebert {name}"
     if run.metrics_path.is_file():
-        message += f": OOF AUC {atomic.read_json(run.metrics_path)['oof_auc']:.4f}"
+        message += f": OOF {run.task.metric_name} {atomic.read_json(run.metrics_path)['oof_auc']:.4f}"
     return submit_predictions(run.test_pred_path, run.task, cfg.data.dir, Path(cfg.submit.dir) / f"{name}.csv", message,
                               sample=data.sample_submission, sample_run=data.sample_run, data_folder=data.dir)
