@@ -237,7 +237,11 @@ def _fit_tfidf(folder: Path, vectorizers: list, parts: list[list[str]], workers:
     # of the work
     chunk_nnz = [sum(int(np.count_nonzero(columns_of[v][m.ids(c)] >= 0)) for v, m in enumerate(merged)) for c in range(len(spans))]
     n_columns = sum(len(v.vocabulary_) for v in vectorizers)
-    dtype = vectorizers[0].get_params()["dtype"]
+    count_dtype = vectorizers[0].get_params()["dtype"]
+    # the dtype transform() returns with an IDF set from outside: the counts' (float32) in recent
+    # scikit-learn, float64 in older ones (1.2 multiplies by a float64 diagonal); predict gets the same
+    dtype = np.result_type(*(t.transform(csr_matrix((1, len(v.vocabulary_)), dtype=count_dtype)).dtype
+                             for t, v in zip(transformers, vectorizers)))
     outputs = []  # per part: (data, indices, indptr), allocated once
     for k in range(len(parts)):
         nnz = sum(n for n, span in zip(chunk_nnz, spans) if span[2] == k)
@@ -251,7 +255,7 @@ def _fit_tfidf(folder: Path, vectorizers: list, parts: list[list[str]], workers:
     def weigh(c: int) -> None:
         (start, stop, k), blocks = spans[c], []
         for v, (vectorizer, merged_v) in enumerate(zip(vectorizers, merged)):
-            counts = _select(merged_v.chunk(c), columns_of[v], len(vectorizer.vocabulary_), dtype)
+            counts = _select(merged_v.chunk(c), columns_of[v], len(vectorizer.vocabulary_), count_dtype)
             blocks.append(transformers[v].transform(counts, copy=False))
         part = hstack(blocks, format="csr")
         data, indices, indptr = outputs[k]
