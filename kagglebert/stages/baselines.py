@@ -181,29 +181,33 @@ def fit_baseline(run: Run, data: CompetitionData, folds: pd.DataFrame, todo: lis
         raise ConfigError(f"model.kind = {kind!r}: baselines are tfidf or features")
     labels, truth = data.labels, data.truth
     fold_of = folds["fold"].to_numpy()
-    for fold in todo:
-        start = time.perf_counter()
-        train_rows, valid_rows = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        x_train = x_all[train_rows]
-        scaler = None
-        if kind == "features":
-            # scaled on the fold's training rows only; embedding dimensions differ in scale by 100×
-            scaler = StandardScaler().fit(x_train)
-            x_train = scaler.transform(x_train)
-        heads = fit_per_label(x_train, labels[train_rows], cfg.train.C, solver, cfg.run.seed + fold)
-        del x_train  # the fold's copy of its training rows (0.7 GB at 2018 size) goes before the predictions and the next copy
-        if scaler is not None:
-            heads.mean, heads.scale, heads.var = scaler.mean_, scaler.scale_, scaler.var_
-        # the served models' own code path (heads scale the raw features themselves)
-        valid_pred, test_pred = heads.probabilities(x_all[valid_rows]), heads.probabilities(test_rows())
-        if run.saves_models:
-            heads.save(run.fold_linear_path(fold))
-        seconds = time.perf_counter() - start
-        scored = task.score(truth[valid_rows], valid_pred, task.label_columns)
-        record = {
-            "fold": fold, "score": scored["score"], "per_label": scored["per_label"],
-            "train_seconds": seconds, "train_samples": len(train_rows),
-            "train_samples_per_s": len(train_rows) / seconds if seconds else 0.0,
-            "wall_seconds": seconds, "model_kind": kind, "C": cfg.train.C, "solver": solver, **extra,
-        }
-        save_fold(run, data, fold, valid_rows, valid_pred, test_pred, record)
+    # a bar over the folds (at 2018 size each takes about 30 s: 6 label fits, nothing finer to show),
+    # closed and its line cleared however the loop ends
+    with ProgressBar(total=len(todo), desc=f"{kind}: folds", unit="fold", disable=not cfg.run.progress, leave=False) as folds_bar:
+        for fold in todo:
+            start = time.perf_counter()
+            train_rows, valid_rows = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+            x_train = x_all[train_rows]
+            scaler = None
+            if kind == "features":
+                # scaled on the fold's training rows only; embedding dimensions differ in scale by 100×
+                scaler = StandardScaler().fit(x_train)
+                x_train = scaler.transform(x_train)
+            heads = fit_per_label(x_train, labels[train_rows], cfg.train.C, solver, cfg.run.seed + fold)
+            del x_train  # the fold's copy of its training rows (0.7 GB at 2018 size) goes before the predictions and the next copy
+            if scaler is not None:
+                heads.mean, heads.scale, heads.var = scaler.mean_, scaler.scale_, scaler.var_
+            # the served models' own code path (heads scale the raw features themselves)
+            valid_pred, test_pred = heads.probabilities(x_all[valid_rows]), heads.probabilities(test_rows())
+            if run.saves_models:
+                heads.save(run.fold_linear_path(fold))
+            seconds = time.perf_counter() - start
+            scored = task.score(truth[valid_rows], valid_pred, task.label_columns)
+            record = {
+                "fold": fold, "score": scored["score"], "per_label": scored["per_label"],
+                "train_seconds": seconds, "train_samples": len(train_rows),
+                "train_samples_per_s": len(train_rows) / seconds if seconds else 0.0,
+                "wall_seconds": seconds, "model_kind": kind, "C": cfg.train.C, "solver": solver, **extra,
+            }
+            save_fold(run, data, fold, valid_rows, valid_pred, test_pred, record)
+            folds_bar.update(1)
