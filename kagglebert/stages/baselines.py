@@ -148,8 +148,11 @@ def fit_per_label(x_train, y_train: np.ndarray, C: float, solver: str, seed: int
         model.fit(x_train, target)
         coef[j], intercept[j] = model.coef_[0], model.intercept_[0]
 
+    # the labels with most positives first: their fits take the most lbfgs iterations (toxic 40, threat
+    # 22 on 40,000 rows at 2018 size), so started first they leave no long fit alone at the end
+    by_positives = np.argsort(-(y_train >= 0.5).sum(axis=0), kind="stable").tolist()
     with ThreadPoolExecutor(fit_threads(n_labels)) as pool:
-        list(pool.map(fit_label, range(n_labels)))  # list(): a fit's exception is raised here
+        list(pool.map(fit_label, by_positives))  # list(): a fit's exception is raised here
     return LinearHeads(coef, intercept, constant)
 
 
