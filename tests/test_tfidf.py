@@ -90,3 +90,29 @@ def test_a_corpus_too_small_for_min_df_falls_back_to_min_df_1():
     assert word.get_params()["min_df"] == 1 and sorted(word.vocabulary_) == ["alpha", "beta", "delta", "gamma"]
     same_matrix(x, word.transform(["alpha beta"]))
     same_matrix(y, word.transform(["gamma delta", ""]))
+
+
+# whitespace runs, tabs, a no-break space (NFKD turns it into a space), accents, a ligature, a dotted
+# capital I (lower() adds a combining dot), repeated n-grams inside a word, empty and blank texts
+AWKWARD_TEXTS = ["", "   ", "Ça  va\u00a0très\tbien", "İstanbul ﬁne ﬁne", "aa aaa  aaaa", "x", "naïve\n\ncafé NAÏVE"]
+
+
+@pytest.mark.parametrize("settings", [
+    dict(analyzer="char_wb", ngram_range=(2, 5), strip_accents="unicode"),  # counted per distinct word
+    dict(analyzer="char_wb", ngram_range=(1, 3), lowercase=False),
+    dict(analyzer="char", ngram_range=(2, 4), strip_accents="unicode"),  # counted per text
+    dict(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", strip_accents="unicode"),
+])
+def test_a_chunks_counts_are_countvectorizers(texts, settings):
+    """count_chunk against CountVectorizer itself, term by term: char_wb n-grams are cut once per
+    distinct word and multiplied out, which must give the counts of cutting every text."""
+    from scipy.sparse import csr_matrix
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    chunk = texts[:300] + AWKWARD_TEXTS
+    terms, indptr, indices, counts = tfidf.count_chunk(settings, chunk)
+    reference = CountVectorizer(**settings).fit(chunk)
+    assert sorted(terms) == sorted(reference.vocabulary_)
+    got = csr_matrix((counts.astype(np.int64), indices, indptr), shape=(len(chunk), len(terms)))
+    want = reference.transform(chunk)[:, [reference.vocabulary_[t] for t in terms]]
+    assert (got != want).nnz == 0 and got.nnz == want.nnz

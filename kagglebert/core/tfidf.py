@@ -32,8 +32,9 @@ import numpy as np
 from scipy.sparse import csr_matrix, hstack, load_npz, save_npz
 
 # texts a worker counts per job: big enough that a job's transfer and merge are cheap next to its
-# counting, small enough that its n-gram strings stay small (about 300 MB for 5,000 comments' char 2-5-grams)
-CHUNK_TEXTS = 5_000
+# counting and that words repeat within it (char_wb n-grams are cut once per distinct word of a
+# chunk: 170 µs a comment at 10,000, 260 at 5,000), small enough that a worker stays under 0.5 GB
+CHUNK_TEXTS = 10_000
 # the TfidfVectorizer settings that only weight counts (TfidfTransformer's); the others shape the analyzer
 WEIGHTING_PARAMS = ("norm", "use_idf", "smooth_idf", "sublinear_tf")
 # the settings that choose the kept columns; applied to the whole corpus here, never per chunk
@@ -42,27 +43,54 @@ PRUNING_PARAMS = ("min_df", "max_df", "max_features")
 log = logging.getLogger("kagglebert")
 
 
+def _sparse_counts(n_rows: int, lengths: np.ndarray, items: np.ndarray) -> tuple[list, csr_matrix]:
+    """(distinct items, counts): row r holds the next `lengths[r]` of `items`, counted with pandas'
+    hash table and scipy's duplicate summing; columns in the order items were first seen."""
+    import pandas as pd
+
+    codes, distinct = pd.factorize(items)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int32), lengths)
+    x = csr_matrix((np.ones(len(codes), dtype=np.int32), (rows, codes.astype(np.int32))), shape=(n_rows, len(distinct)))
+    x.sum_duplicates()  # one entry per (row, item), its count; columns ascending in each row
+    return distinct.tolist(), x
+
+
+def _flat(per_row: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths, items) of a list of lists, the items as an object array (pandas would turn a list
+    of str into fixed-width unicode)."""
+    lengths = np.fromiter(map(len, per_row), dtype=np.int64, count=len(per_row))
+    return lengths, np.fromiter(itertools.chain.from_iterable(per_row), dtype=object, count=int(lengths.sum()))
+
+
 def count_chunk(analyzer_params: dict, texts: list[str]) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """(terms, indptr, indices, counts) of one chunk's term counts, every term kept, columns in the
     order terms were first seen. The analyzer is CountVectorizer's own; the counting is pandas'
     hash table and scipy's duplicate summing, not CountVectorizer's per-n-gram Python loop (a
-    third of the time). Top-level and light to import: it runs in a worker process."""
-    import pandas as pd
+    third of the time). Top-level and light to import: it runs in a worker process.
+
+    char_wb n-grams never cross a word (sklearn pads each whitespace-separated word of the
+    preprocessed text with a space and cuts it alone), so a text's counts are its word counts times
+    each distinct word's n-gram counts, one sparse product: the n-grams are cut once per distinct
+    word of the chunk instead of once per word in every text (36,000 words for 5,000 comments'
+    900,000), by the analyzer of the same vectorizer with its preprocessing (already applied) off.
+    The same counts, a third of the time."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    analyze = CountVectorizer(**analyzer_params).build_analyzer()
-    per_text = [analyze(text) for text in texts]
-    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-    # an object array (pandas would turn a list of str into fixed-width unicode)
-    grams = np.fromiter(itertools.chain.from_iterable(per_text), dtype=object, count=int(lengths.sum()))
-    del per_text
-    codes, terms = pd.factorize(grams)
-    del grams
-    rows = np.repeat(np.arange(len(texts), dtype=np.int32), lengths)
-    x = csr_matrix((np.ones(len(codes), dtype=np.int32), (rows, codes.astype(np.int32))), shape=(len(texts), len(terms)))
-    x.sum_duplicates()  # one entry per (text, term), its count; columns ascending in each row
+    vectorizer = CountVectorizer(**analyzer_params)
+    if analyzer_params.get("analyzer") == "char_wb" and analyzer_params.get("preprocessor") is None:
+        preprocess = vectorizer.build_preprocessor()
+        word_lengths, words = _flat([preprocess(text).split() for text in texts])
+        distinct_words, text_words = _sparse_counts(len(texts), word_lengths, words)
+        del words
+        cut = CountVectorizer(**dict(analyzer_params, lowercase=False, strip_accents=None)).build_analyzer()
+        terms, word_terms = _sparse_counts(len(distinct_words), *_flat([cut(word) for word in distinct_words]))
+        x = (text_words @ word_terms).tocsr()
+        x.sort_indices()
+    else:
+        analyze = vectorizer.build_analyzer()
+        terms, x = _sparse_counts(len(texts), *_flat([analyze(text) for text in texts]))
     counts = x.data.astype(np.uint16 if x.data.max(initial=0) <= np.iinfo(np.uint16).max else np.int32)  # 2 bytes a non-zero held in the parent
-    return terms.tolist(), x.indptr.astype(np.int64), x.indices.astype(np.int32), counts
+    return terms, x.indptr.astype(np.int64), x.indices.astype(np.int32), counts
 
 
 class _Merged:
