@@ -313,6 +313,7 @@ def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tm
               "run.runs_dir": tmp_path / "runs", "submit.dir": tmp_path / "submissions"}
     monkeypatch.setenv("KAGGLEBERT_PROFILE", "quick")
     monkeypatch.setenv("KAGGLEBERT_TASK", "jigsaw-bias-2019")
+    monkeypatch.setenv("KAGGLEBERT_WORKING", str(tmp_path))  # exports/ too (a clone's default is its root)
     monkeypatch.setenv("KAGGLEBERT_OVERRIDES", " ".join(shlex.quote(f"{k}={v}") for k, v in values.items()))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore",
