@@ -33,7 +33,7 @@ from scipy.sparse import csr_matrix, hstack, load_npz, save_npz
 
 # texts a worker counts per job: big enough that a job's transfer and merge are cheap next to its
 # counting and that words repeat within it (char_wb n-grams are cut once per distinct word of a
-# chunk: 170 µs a comment at 10,000, 260 at 5,000), small enough that a worker stays under 0.5 GB
+# chunk: 170 µs a comment at 10,000, 260 at 5,000), small enough that counting one adds about 0.3 GB to a worker
 CHUNK_TEXTS = 10_000
 # the TfidfVectorizer settings that only weight counts (TfidfTransformer's); the others shape the analyzer
 WEIGHTING_PARAMS = ("norm", "use_idf", "smooth_idf", "sublinear_tf")
