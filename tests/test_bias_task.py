@@ -302,7 +302,7 @@ def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tm
     from nbclient import NotebookClient
 
     from kagglebert.core.paths import REPO_ROOT
-    from test_notebooks import outputs_text, python_kernel_name
+    from test_notebooks import local_kernel, outputs_text
 
     # notebook 4 trains three runs (ITPT-FiT with its LM stage, TF-IDF, features) and blends them; a
     # label-stratified 200 of the slice's 400 training rows (the quick profile's own data.max_rows
@@ -320,7 +320,7 @@ def test_notebooks_run_the_2019_task(stem, figures, data_dir, tiny_model_dir, tm
                            OMP_NUM_THREADS="1").items():
         monkeypatch.setenv(key, value)
     notebook = jupytext.read(REPO_ROOT / "notebooks" / f"{stem}.py")
-    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(notebook, km=local_kernel(tmp_path), timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for c in code for o in c.outputs) == figures

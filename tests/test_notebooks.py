@@ -159,9 +159,20 @@ def notebook_env(monkeypatch, tiny_model_dir, notebook_data, tmp_path):
     monkeypatch.setenv("KAGGLEBERT_OVERRIDES", " ".join(shlex.quote(f"{k}={v}") for k, v in overrides.items()))
     # headless like Agg, and renders a returned Figure as PNG the way Jupyter does
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore").items():
+    # one intra-op thread: the kernel's CPU seconds (budgeted below) do not grow with another pytest worker's load
+    for key, value in dict(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore",
+                           OMP_NUM_THREADS="1").items():
         monkeypatch.setenv(key, value)
     return tmp_path
+
+
+def local_kernel(folder: Path):
+    """A kernel of this interpreter reached over Unix sockets in `folder`: TCP ports are picked free
+    and released before the kernel binds them, so two pytest workers starting kernels at once could
+    draw the same one."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    return AsyncKernelManager(kernel_name=python_kernel_name(), transport="ipc", ip=str(folder / "kernel-ipc"))
 
 
 def python_kernel_name() -> str:
@@ -203,8 +214,7 @@ def run_notebook_05(working: Path, monkeypatch, **env) -> str:
     for key, value in {**settings, **env}.items():
         monkeypatch.setenv(key, str(value))
     notebook = jupytext.read(REPO_ROOT / "notebooks" / "05_inference.py")
-    NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=300,
-                   resources={"metadata": {"path": str(working)}}).execute()
+    NotebookClient(notebook, km=local_kernel(working), timeout=300, resources={"metadata": {"path": str(working)}}).execute()
     assert not [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     return outputs_text(notebook)
 
@@ -220,7 +230,7 @@ def test_notebook_runs_alone_on_a_tiny_slice(script, notebook_env):
         times = psutil.Process(client.km.provisioner.pid).cpu_times()
         cpu["seconds"] = times.user + times.system + times.children_user + times.children_system
 
-    client = NotebookClient(notebook, kernel_name=python_kernel_name(), timeout=WALL_SECONDS_LIMIT,
+    client = NotebookClient(notebook, km=local_kernel(notebook_env), timeout=WALL_SECONDS_LIMIT,
                             resources={"metadata": {"path": str(notebook_env)}}, on_cell_executed=record_kernel_cpu)
     started = time.perf_counter()
     client.execute()

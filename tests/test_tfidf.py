@@ -93,26 +93,46 @@ def test_a_corpus_too_small_for_min_df_falls_back_to_min_df_1():
 
 
 # whitespace runs, tabs, a no-break space (NFKD turns it into a space), accents, a ligature, a dotted
-# capital I (lower() adds a combining dot), repeated n-grams inside a word, empty and blank texts
-AWKWARD_TEXTS = ["", "   ", "Ça  va\u00a0très\tbien", "İstanbul ﬁne ﬁne", "aa aaa  aaaa", "x", "naïve\n\ncafé NAÏVE"]
+# capital I (lower() adds a combining dot), mathematical and Fraktur letters (NFKD makes capitals of
+# them, so lowering twice is not lowering once), repeated n-grams inside a word, empty and blank texts
+AWKWARD_TEXTS = ["", "   ", "Ça  va\u00a0très\tbien", "İstanbul ﬁne ﬁne", "𝐀BC ℌello", "aa aaa  aaaa", "x", "naïve\n\ncafé NAÏVE"]
 
 
-@pytest.mark.parametrize("settings", [
-    dict(analyzer="char_wb", ngram_range=(2, 5), strip_accents="unicode"),  # counted per distinct word
-    dict(analyzer="char_wb", ngram_range=(1, 3), lowercase=False),
-    dict(analyzer="char", ngram_range=(2, 4), strip_accents="unicode"),  # counted per text
-    dict(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", strip_accents="unicode"),
-])
-def test_a_chunks_counts_are_countvectorizers(texts, settings):
+def shouting(text: str) -> str:  # a custom preprocessor: char_wb's per-word counting does not apply
+    return text.upper() + " !"
+
+
+@pytest.mark.parametrize("settings, as_bytes, per_word", [
+    (dict(analyzer="char_wb", ngram_range=(2, 5), strip_accents="unicode"), False, True),
+    (dict(analyzer="char_wb", ngram_range=(1, 3), lowercase=False), False, True),
+    (dict(analyzer="char_wb", ngram_range=(2, 4), strip_accents="unicode"), True, True),  # bytes: decoded first
+    (dict(analyzer="char_wb", ngram_range=(2, 4), preprocessor=shouting), False, False),
+    (dict(analyzer="char", ngram_range=(2, 4), strip_accents="unicode"), False, False),
+    (dict(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", strip_accents="unicode"), False, False),
+], ids=["char_wb", "char_wb-cased", "char_wb-bytes", "char_wb-own-preprocessor", "char", "word"])
+def test_a_chunks_counts_are_countvectorizers(texts, monkeypatch, settings, as_bytes, per_word):
     """count_chunk against CountVectorizer itself, term by term: char_wb n-grams are cut once per
-    distinct word and multiplied out, which must give the counts of cutting every text."""
+    distinct word and multiplied out (two countings: texts × words, words × n-grams), which must give
+    the counts of cutting every text; other analyzers count each text's n-grams (one counting)."""
     from scipy.sparse import csr_matrix
     from sklearn.feature_extraction.text import CountVectorizer
 
+    countings = []
+    real = tfidf._sparse_counts
+    monkeypatch.setattr(tfidf, "_sparse_counts", lambda *a: countings.append(1) or real(*a))
     chunk = texts[:300] + AWKWARD_TEXTS
+    if as_bytes:
+        chunk = [text.encode("utf-8") for text in chunk]
     terms, indptr, indices, counts = tfidf.count_chunk(settings, chunk)
+    assert len(countings) == (2 if per_word else 1)
     reference = CountVectorizer(**settings).fit(chunk)
     assert sorted(terms) == sorted(reference.vocabulary_)
     got = csr_matrix((counts.astype(np.int64), indices, indptr), shape=(len(chunk), len(terms)))
     want = reference.transform(chunk)[:, [reference.vocabulary_[t] for t in terms]]
     assert (got != want).nnz == 0 and got.nnz == want.nnz
+
+
+@pytest.mark.parametrize("setting", [dict(binary=True), dict(vocabulary=["ab", "bc"])])
+def test_settings_the_chunked_fit_does_not_apply_are_refused(texts, setting):
+    with pytest.raises(ValueError, match="counts are never capped at 1 here, and the vocabulary is always learnt"):
+        tfidf.fit_tfidf([TfidfVectorizer(analyzer="char_wb", **setting)], [texts[:20]])

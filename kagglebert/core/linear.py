@@ -24,8 +24,8 @@ FORMAT = 1
 # data.max_test_rows), in preflight before anything is written (core/preflight.check_tfidf_size). The
 # reason is memory: the TF-IDF matrix holds about 670 non-zeros (8 bytes each) per comment, next to
 # the loaded data and a fold's copy of its training rows. 312,735 texts (2018 size, 5 folds) peaked
-# at 2.56 GB in 189–252 s (`python -m kagglebert.bench --scale 159571 --test-rows 153164 --steps
-# tfidf`, 2-core machine alone, BENCHMARKS.md); memory and time grow about linearly, so 600,000 texts
+# at 2.56 GB in 189–252 s over three runs (`python -m kagglebert.bench --scale 159571 --test-rows
+# 153164`, its tfidf step, 2-core machine alone, BENCHMARKS.md); memory and time grow about linearly, so 600,000 texts
 # stay near 5 GB and 8 minutes, and 2019's 1.9M would need about 15 GB (over the 12 GB a 2019-size
 # run is allowed). Use data.max_rows (training rows) above it.
 TFIDF_MAX_TEXTS = 600_000

@@ -49,7 +49,7 @@ log = logging.getLogger("kagglebert")
 WORD_MAX_FEATURES = 50_000
 CHAR_MAX_FEATURES = 100_000
 MIN_DF = 2
-# worker processes counting n-grams (each holds one chunk's vocabulary, about 100 MB): Kaggle's 4 CPUs
+# worker processes counting n-grams (counting one chunk adds about 0.3 GB to a worker): Kaggle's 4 CPUs
 MAX_VECTORIZE_WORKERS = 4
 
 
