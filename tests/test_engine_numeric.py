@@ -134,7 +134,7 @@ def test_a_progress_bar_cut_short_by_ctrl_c_closes_quietly():
     """A Ctrl-C inside tqdm's __init__ leaves a bar without `disable`; its __del__ then calls
     close(), which tqdm up to 4.67 (our floor is 4.60) reads unguarded: an AttributeError printed
     under the one-line "interrupted" message. The engine's bar closes quietly in that state."""
-    from kagglebert.core.engine import ProgressBar
+    from kagglebert.core.progress import ProgressBar
 
     half_built = ProgressBar.__new__(ProgressBar)  # what __init__ leaves when interrupted before `self.disable = ...`
     half_built.close()  # no AttributeError

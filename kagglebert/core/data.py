@@ -22,6 +22,7 @@ import pandas as pd
 from .bias import parse_shares
 from .errors import DataError
 from .paths import SAMPLE_DATA, find_data_dir
+from .progress import PROGRESS_FROM_BYTES, ProgressBar
 from .tables import check_unique_ids, require_columns, require_rows
 from .tasks import TaskSpec
 
@@ -81,6 +82,11 @@ def find_file(data_dir: Path, name: str) -> Path:
     raise DataError(f"{data_dir / name}: file not found (nor {name}.zip)")
 
 
+def zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The files in a Kaggle download's zip (folders and macOS' resource forks left out); one is expected."""
+    return [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+
+
 def read_bytes(path: Path) -> bytes:
     """The file's bytes; for a `.zip`, its one member's bytes."""
     path = Path(path)
@@ -88,7 +94,7 @@ def read_bytes(path: Path) -> bytes:
         if path.suffix.lower() != ".zip":
             return path.read_bytes()
         with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+            members = zip_members(archive)
             if len(members) != 1:
                 names = ", ".join(m.filename for m in members) or "nothing"
                 raise DataError(f"{path}: a zip must hold exactly one CSV file; it holds {names}")
@@ -156,12 +162,23 @@ def open_stream(path: Path):
         if path.suffix.lower() != ".zip":
             return open(path, "rb")
         archive = zipfile.ZipFile(path)
-        members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+        members = zip_members(archive)
         if len(members) != 1:
             raise _Reread  # read_bytes says what is wrong, in one line
         return archive.open(members[0])
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as err:
         raise _Reread from err
+
+
+def content_size(path: Path) -> int:
+    """Bytes `open_stream` gives (a `.zip`'s member unpacked); 0 when that cannot be told."""
+    try:
+        if path.suffix.lower() != ".zip":
+            return path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            return sum(m.file_size for m in zip_members(archive))
+    except (zipfile.BadZipFile, OSError):
+        return 0
 
 
 def stream_sha256(path: Path) -> str:
@@ -192,8 +209,11 @@ def fast_read(path: Path, columns: list[str] | None, numeric: tuple[str, ...]) -
     wanted = [name for name in header if columns is None or name in columns]
     numbers = [name for name in wanted if name in numeric]
     chunks = []
+    size = content_size(path)
     try:
-        with open_stream(path) as handle, warnings.catch_warnings():
+        with (open_stream(path) as handle, warnings.catch_warnings(),
+              ProgressBar(total=size, desc=f"read {path.name}", unit="B", unit_scale=True, leave=False,
+                          disable=size < PROGRESS_FROM_BYTES) as bar):
             warnings.simplefilter("error", pd.errors.ParserWarning)
             reader = pd.read_csv(handle, index_col=False, chunksize=READ_CHUNK_ROWS,
                                  dtype={name: (np.float32 if name in numbers else str) for name in header},
@@ -203,6 +223,8 @@ def fast_read(path: Path, columns: list[str] | None, numeric: tuple[str, ...]) -
                 if list(chunk.columns) != header:
                     raise _Reread
                 chunks.append(chunk[wanted])
+                if not bar.disable:
+                    bar.update(handle.tell() - bar.n)  # bytes the parser has taken from the file (it reads ahead of the rows)
     except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, OSError, zipfile.BadZipFile) as err:
         raise _Reread from err
     if not chunks:

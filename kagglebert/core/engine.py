@@ -33,16 +33,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import distributed
 from .errors import RunError
-
-
-class ProgressBar(tqdm):
-    # what close() (run again by __del__) reads on a bar whose __init__ a Ctrl-C cut short: tqdm up
-    # to 4.67 reads self.disable unguarded there and prints an AttributeError after the one-line message
-    disable = True
+from .progress import ProgressBar
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -12,21 +12,25 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStrati
 from .atomic import write_csv
 from .data import read_predictions
 from .errors import DataError, RunError
+from .progress import PROGRESS_FROM_FOLD_ROWS, elapsed_bar
 
 TRAIN_ONLY = -1  # folds.csv's fold of a row no model validates on (single split)
 
 
 def make_folds(ids: pd.Series, targets: np.ndarray, n_folds: int, seed: int, valid_frac: float = 0.0) -> pd.DataFrame:
     fold = np.full(len(ids), TRAIN_ONLY, dtype=np.int64)
-    if valid_frac > 0:
-        n_valid = max(1, int(round(valid_frac * len(ids))))
-        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_valid, train_size=len(ids) - n_valid, random_state=seed)
-        _, valid = next(splitter.split(np.zeros(len(ids)), targets))
-        fold[valid] = 0
-    else:
-        splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        for k, (_, valid) in enumerate(splitter.split(np.zeros(len(ids)), targets)):
-            fold[valid] = k
+    shape = "one validation split" if valid_frac > 0 else f"{n_folds} folds"
+    # iterstrat visits every row in Python and reports nothing: the bar shows the time it has taken
+    with elapsed_bar(f"{shape} of {len(ids):,} rows", disable=len(ids) < PROGRESS_FROM_FOLD_ROWS):
+        if valid_frac > 0:
+            n_valid = max(1, int(round(valid_frac * len(ids))))
+            splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_valid, train_size=len(ids) - n_valid, random_state=seed)
+            _, valid = next(splitter.split(np.zeros(len(ids)), targets))
+            fold[valid] = 0
+        else:
+            splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+            for k, (_, valid) in enumerate(splitter.split(np.zeros(len(ids)), targets)):
+                fold[valid] = k
     return pd.DataFrame({"id": ids.to_numpy(), "fold": fold})
 
 

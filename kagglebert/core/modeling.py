@@ -11,7 +11,8 @@ from torch import nn
 
 from . import distributed
 from .batching import PadCollator, sorted_batches
-from .engine import ProgressBar, autocast, move
+from .engine import autocast, move
+from .progress import ProgressBar
 from .tokenization import TokenizedTexts, quiet_transformers
 
 log = logging.getLogger("kagglebert")

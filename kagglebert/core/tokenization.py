@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_dir
+from .progress import PROGRESS_FROM_TEXTS, ProgressBar
 
 log = logging.getLogger("kagglebert")
 
@@ -137,7 +138,6 @@ def truncate(ids: list[int], budget: int, mode: str, head_tokens: int) -> list[i
 
 
 ENCODE_CHUNK = 10_000  # texts per tokenizer call (the Rust side parallelises within a call)
-PROGRESS_FROM = 50_000  # texts: a progress bar from this many (a full-size run), none for quick runs
 
 
 def ids_of_batch(tokenizer):
@@ -160,11 +160,9 @@ def ids_of_batch(tokenizer):
 
 def _encode(tokenizer, texts: list[str]) -> TokenizedTexts:
     """Every text's word-piece ids, untruncated and without special tokens."""
-    from tqdm.auto import tqdm
-
     encode_batch = ids_of_batch(tokenizer)
     flats, lengths = [], []
-    with tqdm(total=len(texts), desc="tokenize", unit="text", disable=len(texts) < PROGRESS_FROM, leave=False) as bar:
+    with ProgressBar(total=len(texts), desc="tokenize", unit="text", disable=len(texts) < PROGRESS_FROM_TEXTS, leave=False) as bar:
         for start in range(0, len(texts), ENCODE_CHUNK):
             encoded = encode_batch(texts[start : start + ENCODE_CHUNK])
             sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))

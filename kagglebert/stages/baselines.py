@@ -31,11 +31,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from ..core.data import CompetitionData
-from ..core.engine import ProgressBar, resolve_device, resolve_precision, seed_everything
+from ..core.engine import resolve_device, resolve_precision, seed_everything
 from ..core.errors import ConfigError
 from ..core.linear import LinearHeads, save_vectorizers
 from ..core.modeling import encode, load_encoder
 from ..core.paths import cache_dir
+from ..core.progress import ProgressBar
 from ..core.atomic import write_atomic
 from ..core.runs import Run
 from ..core.tfidf import SpilledMatrix, fit_tfidf

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..core.config import Config
 from ..core.paths import cache_dir, resolve_model
+from ..core.progress import PROGRESS_FROM_TEXTS, ProgressBar
 from ..core.atomic import write_csv, write_json
 from ..core.runs import Run, open_run
 from ..core.tokenization import cached, load_tokenizer, tokenize
@@ -116,14 +117,20 @@ def analyse(run: Run) -> EDAResult:
     cooccurrence = pd.DataFrame(counts / np.maximum(np.diag(counts)[:, None], 1), index=task.label_columns, columns=task.label_columns)
 
     tokenizer = load_tokenizer(resolve_model(cfg.model.name))
+    # at full size each phase takes seconds (tokenizing a sample, hashing 1.8M texts, finding duplicates)
+    bar = ProgressBar(total=3, desc="eda", unit="phase", leave=False,
+                      disable=not cfg.run.progress or len(data.train) + len(data.test) < PROGRESS_FROM_TEXTS)
     frames, sources = [], {}
     for split, frame in (("train", data.train), ("test", data.test)):
+        bar.set_postfix_str(f"{split} token lengths")
         texts = frame[task.text_column].tolist()
         rows, token_lengths, sources[split] = token_lengths_of(tokenizer, texts, cfg)
         frames.append(pd.DataFrame({
             "id": frame[task.id_column].to_numpy()[rows], "split": split,
             "chars": frame[task.text_column].str.len().to_numpy()[rows], "tokens": token_lengths,
         }))
+        bar.update()
+    bar.set_postfix_str("duplicates, empty texts, identities")
     lengths = pd.concat(frames, ignore_index=True)
     length_summary = lengths.groupby("split")[["chars", "tokens"]].describe(percentiles=[0.5, 0.9, 0.99]).T
 
@@ -159,6 +166,8 @@ def analyse(run: Run) -> EDAResult:
     examples = pd.DataFrame(rows, columns=["label", "id", "text"])
     soft = None if task.binary_labels else target_distribution(data.train, task.label_columns)
     identities = identity_table(data.train, task.label_columns[0], task.identity_columns, task.score_columns) if task.identity_columns else None
+    bar.update()
+    bar.close()
     return EDAResult(prevalence, cooccurrence, lengths, length_summary, summary, examples, soft, identities)
 
 
