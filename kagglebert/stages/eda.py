@@ -118,56 +118,55 @@ def analyse(run: Run) -> EDAResult:
 
     tokenizer = load_tokenizer(resolve_model(cfg.model.name))
     # at full size each phase takes seconds (tokenizing a sample, hashing 1.8M texts, finding duplicates)
-    bar = ProgressBar(total=3, desc="eda", unit="phase", leave=False,
-                      disable=not cfg.run.progress or len(data.train) + len(data.test) < PROGRESS_FROM_TEXTS)
-    frames, sources = [], {}
-    for split, frame in (("train", data.train), ("test", data.test)):
-        bar.set_postfix_str(f"{split} token lengths")
-        texts = frame[task.text_column].tolist()
-        rows, token_lengths, sources[split] = token_lengths_of(tokenizer, texts, cfg)
-        frames.append(pd.DataFrame({
-            "id": frame[task.id_column].to_numpy()[rows], "split": split,
-            "chars": frame[task.text_column].str.len().to_numpy()[rows], "tokens": token_lengths,
-        }))
-        bar.update()
-    bar.set_postfix_str("duplicates, empty texts, identities")
-    lengths = pd.concat(frames, ignore_index=True)
-    length_summary = lengths.groupby("split")[["chars", "tokens"]].describe(percentiles=[0.5, 0.9, 0.99]).T
+    with ProgressBar(total=3, desc="eda", unit="phase", leave=False,
+                     disable=not cfg.run.progress or len(data.train) + len(data.test) < PROGRESS_FROM_TEXTS) as bar:
+        frames, sources = [], {}
+        for split, frame in (("train", data.train), ("test", data.test)):
+            bar.set_postfix_str(f"{split} token lengths")
+            texts = frame[task.text_column].tolist()
+            rows, token_lengths, sources[split] = token_lengths_of(tokenizer, texts, cfg)
+            frames.append(pd.DataFrame({
+                "id": frame[task.id_column].to_numpy()[rows], "split": split,
+                "chars": frame[task.text_column].str.len().to_numpy()[rows], "tokens": token_lengths,
+            }))
+            bar.update()
+        bar.set_postfix_str("duplicates, empty texts, identities")
+        lengths = pd.concat(frames, ignore_index=True)
+        length_summary = lengths.groupby("split")[["chars", "tokens"]].describe(percentiles=[0.5, 0.9, 0.99]).T
 
-    budget = cfg.model.max_length - 2  # [CLS] and [SEP] take two places
-    truncated = {
-        f"{split}_truncated_at_{cut}": float((lengths.loc[lengths.split == split, "tokens"] > cut - 2).mean())
-        for split in ("train", "test") for cut in sorted({*CUTS, cfg.model.max_length})
-    }
-    all_texts = pd.concat([data.train[task.text_column], data.test[task.text_column]])
-    summary = {
-        "data_dir": str(data.dir),
-        "train_rows": len(data.train),
-        "test_rows": len(data.test),
-        "token_lengths_from": sources,  # per split: every row (the tokenization cache, or few enough rows) or a random sample
-        "test_subsampled": data.test_subsampled,  # data.max_test_rows cut test.csv: predictions cover these rows only
-        "any_label_share": float(positive.any(1).mean()),
-        "label_share_vs_competition": prevalence_note(prevalence),
-        "empty_train_texts": int((data.train[task.text_column].str.strip() == "").sum()),
-        "empty_test_texts": int((data.test[task.text_column].str.strip() == "").sum()),
-        "duplicate_train_texts": int(data.train[task.text_column].duplicated().sum()),
-        "texts_in_both_train_and_test": int(data.test[task.text_column].isin(set(data.train[task.text_column])).sum()),
-        "duplicate_texts_overall": int(all_texts.duplicated().sum()),
-        "max_length": cfg.model.max_length,
-        "train_share_truncated": float((lengths.loc[lengths.split == "train", "tokens"] > budget).mean()),
-        **truncated,
-    }
-    rng = np.random.default_rng(cfg.run.seed)
-    rows = []
-    for j, label in enumerate(task.label_columns):
-        hits = np.flatnonzero(positive[:, j])
-        for i in rng.choice(hits, size=min(cfg.eda.examples_per_label, len(hits)), replace=False):
-            rows.append({"label": label, "id": data.train[task.id_column].iloc[i], "text": data.train[task.text_column].iloc[i][:300]})
-    examples = pd.DataFrame(rows, columns=["label", "id", "text"])
-    soft = None if task.binary_labels else target_distribution(data.train, task.label_columns)
-    identities = identity_table(data.train, task.label_columns[0], task.identity_columns, task.score_columns) if task.identity_columns else None
-    bar.update()
-    bar.close()
+        budget = cfg.model.max_length - 2  # [CLS] and [SEP] take two places
+        truncated = {
+            f"{split}_truncated_at_{cut}": float((lengths.loc[lengths.split == split, "tokens"] > cut - 2).mean())
+            for split in ("train", "test") for cut in sorted({*CUTS, cfg.model.max_length})
+        }
+        all_texts = pd.concat([data.train[task.text_column], data.test[task.text_column]])
+        summary = {
+            "data_dir": str(data.dir),
+            "train_rows": len(data.train),
+            "test_rows": len(data.test),
+            "token_lengths_from": sources,  # per split: every row (the tokenization cache, or few enough rows) or a random sample
+            "test_subsampled": data.test_subsampled,  # data.max_test_rows cut test.csv: predictions cover these rows only
+            "any_label_share": float(positive.any(1).mean()),
+            "label_share_vs_competition": prevalence_note(prevalence),
+            "empty_train_texts": int((data.train[task.text_column].str.strip() == "").sum()),
+            "empty_test_texts": int((data.test[task.text_column].str.strip() == "").sum()),
+            "duplicate_train_texts": int(data.train[task.text_column].duplicated().sum()),
+            "texts_in_both_train_and_test": int(data.test[task.text_column].isin(set(data.train[task.text_column])).sum()),
+            "duplicate_texts_overall": int(all_texts.duplicated().sum()),
+            "max_length": cfg.model.max_length,
+            "train_share_truncated": float((lengths.loc[lengths.split == "train", "tokens"] > budget).mean()),
+            **truncated,
+        }
+        rng = np.random.default_rng(cfg.run.seed)
+        rows = []
+        for j, label in enumerate(task.label_columns):
+            hits = np.flatnonzero(positive[:, j])
+            for i in rng.choice(hits, size=min(cfg.eda.examples_per_label, len(hits)), replace=False):
+                rows.append({"label": label, "id": data.train[task.id_column].iloc[i], "text": data.train[task.text_column].iloc[i][:300]})
+        examples = pd.DataFrame(rows, columns=["label", "id", "text"])
+        soft = None if task.binary_labels else target_distribution(data.train, task.label_columns)
+        identities = identity_table(data.train, task.label_columns[0], task.identity_columns, task.score_columns) if task.identity_columns else None
+        bar.update()
     return EDAResult(prevalence, cooccurrence, lengths, length_summary, summary, examples, soft, identities)
 
 
